@@ -1,0 +1,33 @@
+"""Shared fixtures. Real-data tests use ../shared/data/beat2 and skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BEAT2_DIR = Path(os.environ.get("LIVEGESTURE_BEAT2", REPO.parent / "shared" / "data" / "beat2"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    torch_threads = os.environ.get("LIVEGESTURE_TEST_THREADS")
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(int(torch_threads))
+
+
+@pytest.fixture(scope="session")
+def beat2_dir() -> Path:
+    """Folder of real BEAT2 sample files; skips the test when it is absent."""
+    if not (BEAT2_DIR / "2_scott_0_1_1.npz").is_file():
+        pytest.skip(f"real BEAT2 samples not found at {BEAT2_DIR}")
+    return BEAT2_DIR
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
