@@ -1,0 +1,54 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from livegesture.errors import CheckpointError
+from livegesture.train.checkpoint import load_training_checkpoint
+
+from .toy import Crash, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_loss_falls(tmp_path):
+    hist = run(str(tmp_path), steps=60)
+    first = sum(v for _, v in hist[:5]) / 5
+    last = sum(v for _, v in hist[-5:]) / 5
+    assert len(hist) == 60 and last < 0.3 * first
+
+
+def test_resume_after_kill_matches_unbroken_run(tmp_path):
+    unbroken = run(str(tmp_path / "a"), steps=20)
+    with pytest.raises(Crash):
+        run(str(tmp_path / "b"), steps=20, crash_at=12)  # killed during step 13; last checkpoint: 10
+    resumed = run(str(tmp_path / "b"), steps=20)  # same command again resumes
+    assert [s for s, _ in resumed] == list(range(1, 21))
+    for (s1, v1), (s2, v2) in zip(unbroken, resumed):
+        assert s1 == s2 and abs(v1 - v2) < 1e-12
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    p = tmp_path / "x.ckpt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="x.ckpt"):
+        load_training_checkpoint(p)
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    """2 CPU processes (gloo) with the same global batch follow the single-process loss curve."""
+    single = run(str(tmp_path / "single"), steps=15)
+    result = tmp_path / "ddp.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "tests.train.toy", str(tmp_path / "ddp"), "15", str(result)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads(result.read_text())
+    assert [s for s, _ in ddp] == [s for s, _ in single]
+    for (_, a), (_, b) in zip(single, ddp):
+        assert abs(a - b) < 1e-9 * max(1.0, abs(a))
