@@ -1,0 +1,43 @@
+"""Rotary position embedding with float64 angles (absolute positions reach ~1e5 in long streams)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotate pairs ``(x[..., i], x[..., i + Dh/2])`` by ``position * base**(-2i/Dh)``.
+
+    ``forward(x (B, H, T, Dh), positions (B, T) or (T,), integer or float) -> (B, H, T, Dh)``.
+    Angles are computed in float64 (then cos/sin cast to ``x.dtype``), so that the
+    rotation of a position near 1e5 is as exact as that of a small one and the
+    scores ``<rot(q, p), rot(k, p')>`` depend on ``p - p'`` only. No parameters.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"head_dim must be even, got {head_dim}")
+        self.head_dim = head_dim
+        self.base = float(base)
+
+    def extra_repr(self) -> str:
+        return f"head_dim={self.head_dim}, base={self.base}"
+
+    def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin of shape ``positions.shape + (Dh/2,)`` in `dtype`."""
+        half = self.head_dim // 2
+        inv_freq = self.base ** (-torch.arange(half, device=positions.device, dtype=torch.float64) / half)
+        ang = positions.to(torch.float64)[..., None] * inv_freq
+        return ang.cos().to(dtype), ang.sin().to(dtype)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.head_dim:
+            raise ValueError(f"last dim {x.shape[-1]} != head_dim {self.head_dim}")
+        if positions.dim() == 1:
+            positions = positions[None]
+        cos, sin = self.cos_sin(positions, x.dtype)  # (B, T, Dh/2)
+        cos, sin = cos[:, None], sin[:, None]  # broadcast over heads
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
