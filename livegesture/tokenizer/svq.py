@@ -1,0 +1,137 @@
+"""SVQ: the streaming asymmetric VQ motion tokenizer of one body region (DESIGN.md §3).
+
+Stage 1 trains the bidirectional encoder E and the causal decoder D as a plain
+autoencoder. Stage 2 freezes both, and learns a codebook (EMA) over a small
+projection P of E's latents, plus an MLP W that maps a code back into the latent
+space D expects. At run time only D, W and the codebook are used: token ids in,
+frames out, streaming.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..body.constants import REGION_DIMS, REGIONS
+from ..streaming.state import StreamState
+from .config import TokenizerConfig
+from .decoder import CausalMotionDecoder
+from .encoder import MotionEncoder
+from .quantizer import EMAQuantizer
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weight: float
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 on features plus L1 on their frame-to-frame velocity."""
+    rec = F.l1_loss(pred, target)
+    vel = F.l1_loss(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1])
+    return rec + velocity_weight * vel, rec
+
+
+class RegionTokenizer(nn.Module):
+    def __init__(self, region: str, cfg: TokenizerConfig) -> None:
+        super().__init__()
+        if region not in REGIONS:
+            raise ValueError(f"unknown region {region!r}; regions are {REGIONS}")
+        self.region, self.cfg, self.dim = region, cfg, REGION_DIMS[region]
+        self.encoder = MotionEncoder(self.dim, cfg)
+        self.decoder = CausalMotionDecoder(self.dim, cfg)
+        self.pre = nn.Linear(cfg.latent_dim, cfg.code_dim)
+        self.quantizer = EMAQuantizer(cfg.codebook_size, cfg.code_dim, cfg.ema_decay,
+                                      cfg.dead_code_threshold)
+        self.post = nn.Sequential(nn.Linear(cfg.code_dim, cfg.hidden), nn.GELU(),
+                                  nn.Linear(cfg.hidden, cfg.latent_dim))
+        # linear part of W; with P it starts as a PCA projection/back-projection (init_stage2)
+        self.skip = nn.Linear(cfg.code_dim, cfg.latent_dim)
+        nn.init.zeros_(self.post[-1].weight)
+        nn.init.zeros_(self.post[-1].bias)
+
+    # --------------------------------------------------------------- stages
+    def stage1_parameters(self) -> list[nn.Parameter]:
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def stage2_parameters(self) -> list[nn.Parameter]:
+        return [*self.pre.parameters(), *self.post.parameters(), *self.skip.parameters()]
+
+    def freeze_autoencoder(self) -> None:
+        for p in self.stage1_parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def init_stage2(self, x: torch.Tensor) -> None:
+        """Start stage 2 from PCA of the frozen encoder's latents on training features x.
+
+        P projects a latent onto its top `code_dim` principal directions and W's
+        linear part maps back, so before any training W(P(z)) is the best linear
+        rank-`code_dim` approximation of z; the codebook then quantises that space.
+        """
+        z = self.encoder(x).reshape(-1, self.cfg.latent_dim).double()
+        mu = z.mean(0)
+        _, _, vh = torch.linalg.svd(z - mu, full_matrices=False)
+        u = vh[: self.cfg.code_dim]  # (code_dim, latent_dim), orthonormal rows
+        self.pre.weight.copy_(u.float())
+        self.pre.bias.copy_((-u @ mu).float())
+        self.skip.weight.copy_(u.t().float())
+        self.skip.bias.copy_(mu.float())
+
+    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage 1: (B, T, D) -> reconstruction through the continuous latent."""
+        return self.decoder(self.encoder(x))
+
+    def code_to_latent(self, codes: torch.Tensor) -> torch.Tensor:
+        """W: code vectors -> the decoder's latent space."""
+        return self.post(codes) + self.skip(codes)
+
+    def quantize(self, x: torch.Tensor, update: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ids, latent for the decoder, commitment loss) of features x (B, T, D)."""
+        with torch.no_grad():  # the encoder is frozen in stage 2
+            z = self.encoder(x)
+        p = self.pre(z)
+        if update and self.training:
+            ids0 = self.quantizer.nearest(p.detach())
+            self.quantizer.update(p, ids0)
+        ids = self.quantizer.nearest(p.detach())
+        codes = self.quantizer.lookup(ids)
+        commit = F.mse_loss(p, codes.detach())
+        codes_st = p + (codes - p).detach()
+        return ids, self.code_to_latent(codes_st), commit
+
+    # ---------------------------------------------------------- run time
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T/4) of normalised features (B, T, D)."""
+        return self.quantizer.nearest(self.pre(self.encoder(x)))
+
+    def decode(self, ids: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        """Frames (B, 4n, D) of token ids (B, n); pass a decoder state to stream."""
+        return self.decoder(self.code_to_latent(self.quantizer.lookup(ids)), state)
+
+    def init_decode_state(self, batch_size: int, device=None, dtype=None) -> StreamState:
+        return self.decoder.init_state(batch_size, device, dtype)
+
+    # --------------------------------------------------------------- losses
+    def stage1_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, rec = reconstruction_loss(self.autoencode(x), x, self.cfg.velocity_weight)
+        return loss, {"rec_l1": float(rec.detach())}
+
+    def stage2_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        ids, latent, commit = self.quantize(x, update=True)
+        loss, rec = reconstruction_loss(self.decoder(latent), x, self.cfg.velocity_weight)
+        perplexity, used = EMAQuantizer.usage_stats(ids, self.cfg.codebook_size)
+        return loss + self.cfg.commitment * commit, {
+            "rec_l1": float(rec.detach()), "commit": float(commit.detach()),
+            "perplexity": perplexity, "codes_used": used}
+
+
+class MotionTokenizer(nn.Module):
+    """The four region tokenizers."""
+
+    def __init__(self, cfg: TokenizerConfig, regions: tuple[str, ...] = REGIONS) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.regions = nn.ModuleDict({r: RegionTokenizer(r, cfg) for r in regions})
+
+    def __getitem__(self, region: str) -> RegionTokenizer:
+        return self.regions[region]  # type: ignore[return-value]
