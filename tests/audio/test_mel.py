@@ -27,6 +27,7 @@ def _speechlike(rng: np.random.Generator, n: int, batch: int = 1) -> np.ndarray:
     return np.stack(out)
 
 
+@torch.no_grad()
 def _stream(mod, x: torch.Tensor, sizes) -> torch.Tensor:
     state = mod.init_state(x.shape[0], dtype=x.dtype)
     outs, pos = [], 0
