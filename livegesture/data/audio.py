@@ -1,0 +1,77 @@
+"""Audio loading: any file or array -> mono float32 at 16 kHz (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ..errors import AudioError
+
+SAMPLE_RATE = 16000
+
+#: array dtypes accepted by :func:`prepare_audio`; integers are scaled to [-1, 1)
+_INT_SCALE = {np.dtype(np.int16): 2.0 ** 15, np.dtype(np.int32): 2.0 ** 31}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: a 2-D array with more "channels" than this is almost surely (channels, frames)
+_MAX_CHANNELS = 16
+
+
+def _convert(x: np.ndarray, sample_rate: int, target_rate: int, what: str) -> np.ndarray:
+    """Shared conversion; `what` prefixes every error message (a file name or 'audio')."""
+    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) \
+            or sample_rate <= 0:
+        raise AudioError(f"{what}: sample rate must be a positive integer, got {sample_rate!r}")
+    if not isinstance(target_rate, (int, np.integer)) or target_rate <= 0:
+        raise AudioError(f"{what}: target rate must be a positive integer, got {target_rate!r}")
+    if x.ndim not in (1, 2):
+        raise AudioError(f"{what}: expected a 1-D (samples,) or 2-D (samples, channels) array, "
+                         f"got shape {x.shape}")
+    if x.dtype in _INT_SCALE:
+        x = x.astype(np.float32) / np.float32(_INT_SCALE[x.dtype])
+    elif x.dtype in _FLOATS:
+        if x.size and not np.isfinite(x).all():
+            raise AudioError(f"{what}: contains NaN or Inf samples")
+    else:
+        raise AudioError(f"{what}: unsupported sample type {x.dtype} "
+                         "(use float32, float64, int16 or int32)")
+    if x.ndim == 2:
+        if x.shape[1] == 0:
+            raise AudioError(f"{what}: array has shape {x.shape}: zero channels")
+        if x.shape[1] > _MAX_CHANNELS and x.shape[0] <= _MAX_CHANNELS:
+            raise AudioError(f"{what}: array has shape {x.shape}, which looks like "
+                             "(channels, samples); pass (samples, channels)")
+        x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    x = np.asarray(x, dtype=np.float32)
+    if sample_rate != target_rate and len(x):
+        x = soxr.resample(x, int(sample_rate), int(target_rate), quality="VHQ")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def prepare_audio(x: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Convert an in-memory array to mono float32 at `target_rate` (1-D, contiguous).
+
+    Accepts (samples,) or (samples, channels) arrays of float32/float64/int16/int32;
+    integers are scaled to [-1, 1), channels are averaged, the rate is converted with
+    soxr (VHQ). Raises :class:`AudioError` for other dtypes/shapes, NaN/Inf or a bad rate.
+    An empty array gives an empty result.
+    """
+    return _convert(np.asarray(x), sample_rate, target_rate, "audio")
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read an audio file (any rate, channel count and sample type soundfile reads) as
+    mono float32 at `sample_rate`. Errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: not an audio file or unreadable ({exc})") from None
+    if len(x) == 0:
+        raise AudioError(f"{path}: audio file has zero samples")
+    return _convert(x, int(sr), sample_rate, str(path))
