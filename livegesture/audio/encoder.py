@@ -163,7 +163,15 @@ class AudioEncoder(StreamingModule):
         state["phase"] = torch.zeros(batch_size, dtype=torch.long)
         return state
 
+    def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        # the state takes the module's dtype, not the audio's (int16 or float32 audio into a float64 model)
+        if state is None:
+            state = self.init_state(x.shape[0], x.device)
+        return self.step(x, state)
+
     def step(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        """Push samples `x` (B, N) (any float/int dtype, converted to the state's) for every session;
+        returns the (B, F, dim) features of the motion frames completed by this call."""
         if x.dim() != 2:
             raise ValueError(f"samples must be (B, N), got {tuple(x.shape)}")
         A = self.config.align_frames

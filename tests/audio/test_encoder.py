@@ -70,6 +70,12 @@ def test_single_samples(enc64, audio3):
     assert _max_err(torch.cat(outs, 1), enc64(x)) <= 1e-9
 
 
+def test_audio_dtype_follows_the_module(enc64, audio3):
+    x = audio3[:1, :4000]
+    assert enc64(x.float()).dtype == torch.float64
+    assert torch.equal(enc64(x.float()), enc64(x.float().double()))
+
+
 def test_batch_equals_single_sessions(enc64, audio3):
     full = enc64(audio3)
     for b in range(3):
