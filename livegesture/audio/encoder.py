@@ -152,6 +152,29 @@ class AudioEncoder(StreamingModule):
         """How far back (seconds before the end of a motion frame) the feature of that frame looks."""
         return self.receptive_field_samples / SAMPLE_RATE
 
+    def first_sample(self, t: int) -> int:
+        """Earliest sample the feature of motion frame `t` depends on (may be < 0: the zero padding)."""
+        m_first = last_mel_index(t) - (self.config.align_frames - 1) - self.mel_context
+        return HOP * (m_first + 1) - WIN
+
+    def window_start(self, first_frame: int) -> int:
+        """Latest sample ``s0`` (a multiple of 1600, >= 0) such that encoding a stream that starts at
+        ``s0`` gives frames >= `first_frame` the same features as encoding from sample 0."""
+        return max(0, self.first_sample(first_frame) // CYCLE * CYCLE)
+
+    def encode_window(self, samples: torch.Tensor, first_frame: int, n_frames: int) -> torch.Tensor:
+        """Features of motion frames ``first_frame .. first_frame + n_frames - 1`` of the stream
+        `samples` (B, N) (which starts at sample 0), computed offline from only the audio they depend
+        on: what a training loop needs for a random window of a long clip. Equal (float tolerance)
+        to ``self(samples)[:, first_frame:first_frame + n_frames]``."""
+        end = -(-(first_frame + n_frames) * CYCLE // FRAMES_PER_CYCLE)  # ceil: end of the last frame
+        if first_frame < 0 or n_frames < 0 or end > samples.shape[1]:
+            raise ValueError(f"frames {first_frame}..{first_frame + n_frames} need {end} samples, "
+                             f"got {samples.shape[1]}")
+        s0 = self.window_start(first_frame)
+        off = s0 * FRAMES_PER_CYCLE // CYCLE
+        return self(samples[:, s0:end])[:, first_frame - off:first_frame - off + n_frames]
+
     # --- streaming protocol ----------------------------------------------------------------------
     def init_state(self, batch_size: int, device=None, dtype=None) -> StreamState:
         device, dtype = self._dd(device, dtype)

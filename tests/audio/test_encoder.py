@@ -123,6 +123,7 @@ def test_receptive_field(enc64, audio3):
     rf = enc64.receptive_field_samples
     for t in (20, 21, 22):  # the three phases of the 3-frame cycle
         first = 160 * (last_mel_index(t) - 3 - enc64.mel_context + 1) - 400  # earliest sample used
+        assert first == enc64.first_sample(t)
         assert (t + 1) * 1600 / 3 - first <= rf + 1e-9
         y = x.clone()
         # everything before the receptive field, and its first sample, whose Hann weight is exactly 0
@@ -131,6 +132,21 @@ def test_receptive_field(enc64, audio3):
         y = x.clone()
         y[:, first + 1] += 0.5  # the earliest sample with a nonzero weight
         assert (enc64(y)[:, t] - full[:, t]).abs().max() > 1e-9
+
+
+def test_encode_window(enc64, audio3):
+    x = audio3[:2, :32000]
+    full = enc64(x)
+    rng = np.random.default_rng(4)
+    for first in [0, 1, 5, 11, 12, 13, 14] + list(rng.integers(0, 50, size=5)):
+        first = int(first)
+        n = int(rng.integers(0, 60 - first))
+        s0 = enc64.window_start(first)
+        assert s0 % 1600 == 0 and 0 <= s0 <= max(0, enc64.first_sample(first))
+        got = enc64.encode_window(x, first, n)
+        assert _max_err(got, full[:, first:first + n]) <= 1e-9, (first, n)
+    with pytest.raises(ValueError):
+        enc64.encode_window(x, 55, 10)
 
 
 def test_reset_save_restore(enc64, audio3):
