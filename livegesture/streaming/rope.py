@@ -21,14 +21,20 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"head_dim must be even, got {head_dim}")
         self.head_dim = head_dim
         self.base = float(base)
+        # float64 inverse frequencies per device; a plain attribute, not a buffer, so that
+        # module.to(dtype) never casts them down
+        self._inv_freq: dict[torch.device, torch.Tensor] = {}
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, base={self.base}"
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin of shape ``positions.shape + (Dh/2,)`` in `dtype`."""
-        half = self.head_dim // 2
-        inv_freq = self.base ** (-torch.arange(half, device=positions.device, dtype=torch.float64) / half)
+        inv_freq = self._inv_freq.get(positions.device)
+        if inv_freq is None:
+            half = self.head_dim // 2
+            inv_freq = self.base ** (-torch.arange(half, device=positions.device, dtype=torch.float64) / half)
+            self._inv_freq[positions.device] = inv_freq
         ang = positions.to(torch.float64)[..., None] * inv_freq
         return ang.cos().to(dtype), ang.sin().to(dtype)
 
