@@ -55,8 +55,7 @@ class RegionTokenizer(nn.Module):
         return [*self.pre.parameters(), *self.post.parameters(), *self.skip.parameters()]
 
     def freeze_autoencoder(self) -> None:
-        for p in self.stage1_parameters():
-            p.requires_grad_(False)
+        self.set_stage(2)
 
     @torch.no_grad()
     def init_stage2(self, x: torch.Tensor) -> None:
@@ -112,6 +111,18 @@ class RegionTokenizer(nn.Module):
         return self.decoder.init_state(batch_size, device, dtype)
 
     # --------------------------------------------------------------- losses
+    def forward(self, x: torch.Tensor, stage: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss of `stage` (1: autoencoder, 2: quantiser); forward so DDP syncs it."""
+        return self.stage1_loss(x) if stage == 1 else self.stage2_loss(x)
+
+    def set_stage(self, stage: int) -> None:
+        """Make only the parameters `stage` trains require grad (DDP needs every one used)."""
+        s1 = stage == 1
+        for p in self.stage1_parameters():
+            p.requires_grad_(s1)
+        for p in self.stage2_parameters():
+            p.requires_grad_(not s1)
+
     def stage1_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         loss, rec = reconstruction_loss(self.autoencode(x), x, self.cfg.velocity_weight)
         return loss, {"rec_l1": float(rec.detach())}

@@ -1,0 +1,32 @@
+"""Option parsing shared by commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def split_ids(text: str | None) -> tuple[str, ...]:
+    """'a,b , c' -> ('a', 'b', 'c')."""
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def experiment(config: str | None, train_ids: str | None = None, val_ids: str | None = None,
+               overrides: list[str] | None = None):
+    """Load a preset or YAML file and apply --train-ids / --val-ids / --set key=value overrides."""
+    import yaml
+
+    from ..errors import ConfigError
+    from ..train.config import load_experiment
+
+    ov: dict[str, Any] = {}
+    if train_ids:
+        ov["data.train_ids"] = list(split_ids(train_ids))
+    if val_ids:
+        ov["data.val_ids"] = list(split_ids(val_ids))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        ov[k.strip()] = yaml.safe_load(v)
+    return load_experiment(config if config is None or not Path(config).suffix else Path(config), ov)

@@ -1,0 +1,94 @@
+"""Train the SVQ tokenizers (stage 1 autoencoder, stage 2 codebook) region by region."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..body.constants import REGIONS
+from ..data import RegionStats, WindowDataset, training_features
+from ..errors import ConfigError
+from ..tokenizer import MotionTokenizer
+from ..tokenizer.io import load_tokenizer, save_tokenizer
+from .config import ExperimentConfig
+from .data import load_clips, select_clip_files
+from .loop import Trainer
+
+
+def parse_regions(region: str) -> tuple[str, ...]:
+    if region == "all":
+        return REGIONS
+    if region not in REGIONS:
+        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)} or all")
+    return (region,)
+
+
+def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, region: str = "all",
+                    stage: int = 1, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train `stage` of the tokenizers of `region` and write them into the tokenizer file `out`.
+
+    Stage 2 needs a file whose regions finished stage 1. The file is rewritten
+    atomically after each region; training checkpoints and TensorBoard logs go to
+    ``<out>.work/`` so the same command resumes a killed run.
+    """
+    if stage not in (1, 2):
+        raise ConfigError(f"stage must be 1 or 2, got {stage}")
+    out = Path(out)
+    work = out.with_name(out.name + ".work")
+    regions = parse_regions(region)
+    train_files = select_clip_files(data_dir, cfg.data, "train", require=("motion",))
+    val_files = select_clip_files(data_dir, cfg.data, "val", require=("motion",))
+    train_clips = load_clips(train_files, progress)
+    val_clips = load_clips(val_files, progress)
+    if out.is_file():
+        tok, stats, meta = load_tokenizer(out)
+        if tok.cfg != cfg.tokenizer:
+            raise ConfigError(f"{out}: was trained with a different tokenizer config; use another --out")
+        stages: dict[str, int] = dict(meta.get("stages", {}))
+    else:
+        if stage == 2:
+            raise ConfigError(f"{out}: no such tokenizer file; run stage 1 first")
+        tok = MotionTokenizer(cfg.tokenizer)
+        stats = RegionStats.compute(training_features(c.motion) for c in train_clips)
+        stages = {}
+    wcfg = cfg.data
+    train_set = WindowDataset(train_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
+    val_set = (WindowDataset(val_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
+               if val_clips else None)
+    tcfg = cfg.tokenizer_stage1 if stage == 1 else cfg.tokenizer_stage2
+    if device is not None:
+        from dataclasses import replace
+
+        tcfg = replace(tcfg, device=device)
+    results: dict[str, Any] = {"train_clips": [c.id for c in train_clips],
+                               "val_clips": [c.id for c in val_clips], "regions": {}}
+    for r in regions:
+        if stage == 2 and stages.get(r, 0) < 1:
+            raise ConfigError(f"{out}: region {r} has not finished stage 1; run stage 1 first")
+        model = tok[r]
+        model.set_stage(stage)
+        if stage == 2:
+            torch.manual_seed(tcfg.seed)
+            rng = random.Random(tcfg.seed)
+            pick = rng.sample(range(len(train_set)), min(len(train_set), 256))
+            sample = torch.stack([train_set[i][r] for i in pick])
+            model.init_stage2(sample)
+        trainer = Trainer(model, lambda m, b, r=r: m(b[r], stage), train_set, tcfg, work,
+                          name=f"tokenizer-{r}-stage{stage}", val_set=val_set,
+                          params=[p for p in model.parameters() if p.requires_grad], progress=progress)
+        res = trainer.fit()
+        model.to("cpu").eval()
+        stages[r] = max(stages.get(r, 0), stage)
+        if trainer.dist.is_main:
+            save_tokenizer(out, tok, stats, stages, extra={"config": cfg.name,
+                                                           "train_clips": results["train_clips"]})
+        hist = res["history"]
+        k = max(1, len(hist) // 20)
+        results["regions"][r] = {
+            "first_loss": sum(v for _, v in hist[:k]) / k if hist else None,
+            "last_loss": sum(v for _, v in hist[-k:]) / k if hist else None,
+            "val": res["val"], "seconds": res["seconds"], "resumed": res["resumed"]}
+    return results
