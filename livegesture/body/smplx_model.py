@@ -37,7 +37,7 @@ SHAPE_SPACE_DIM = 300
 
 
 def resolve_model_path(model_path: str | os.PathLike, gender: str = "neutral") -> Path:
-    """The SMPL-X ``.npz`` file: `model_path` itself, or ``SMPLX_<GENDER>[_2020].npz`` in a folder."""
+    """The SMPL-X ``.npz``: `model_path` itself, or ``SMPLX_<GENDER>[_2020].npz`` in a folder."""
     path = Path(model_path)
     if path.is_dir():
         g = gender.upper()
@@ -82,7 +82,8 @@ def _shape_components(shapedirs: np.ndarray) -> int:
 
 def load_skeleton(model_path: str | os.PathLike, betas: np.ndarray | None = None,
                   gender: str = "neutral") -> Skeleton:
-    """Exact rest joints of a licensed SMPL-X model: ``J_regressor @ (v_template + shapedirs·betas)``.
+    """Exact rest joints of a licensed SMPL-X model:
+    ``J_regressor @ (v_template + shapedirs·betas)``.
 
     `model_path` is the ``.npz`` file or a folder holding ``SMPLX_<GENDER>.npz``
     (or ``..._2020.npz``). `betas` (any length) uses as many shape components as
@@ -129,8 +130,8 @@ class SmplxBody:
         d = _read_npz(self.path, ("shapedirs",))  # validates the file before smplx asserts
         sd = d["shapedirs"]
         self.num_betas = _shape_components(sd)
-        self.num_expressions = NUM_EXPRESSIONS if sd.shape[-1] >= SHAPE_SPACE_DIM + NUM_EXPRESSIONS \
-            else max(0, min(10, sd.shape[-1] - 10))
+        full = sd.shape[-1] >= SHAPE_SPACE_DIM + NUM_EXPRESSIONS
+        self.num_expressions = NUM_EXPRESSIONS if full else max(0, min(10, sd.shape[-1] - 10))
         _read_npz(self.path, SMPLX_KEYS)
         try:
             self.model = smplx.SMPLX(str(self.path), gender=gender, ext="npz",

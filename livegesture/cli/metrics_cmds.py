@@ -18,7 +18,8 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 @app.command("evaluate-gt")
 def evaluate_gt(
-    data: Path = typer.Option(..., "--data", help="BEAT2 folder or a folder of <id>.npz/.wav clips"),
+    data: Path = typer.Option(..., "--data",
+                              help="BEAT2 folder or a folder of <id>.npz/.wav clips"),
     split: Optional[str] = typer.Option(None, help="only this split (needs train_test_split.csv)"),
     smplx_model: Optional[Path] = typer.Option(
         None, "--smplx-model", help="licensed SMPL-X model (.npz or its folder) for exact joints"),

@@ -42,7 +42,8 @@ SIGMA_S = 0.3               # Gaussian width of the score, seconds
 
 def audio_onsets(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, crop_s: float = AUDIO_CROP_S,
                  hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Onset times (s, on the uncropped clip's axis) of mono audio cropped to [crop_s, end-crop_s]."""
+    """Onset times (s, on the uncropped clip's axis) of mono audio cropped to
+    [crop_s, end - crop_s]."""
     import librosa
 
     y = np.asarray(audio, dtype=np.float32)

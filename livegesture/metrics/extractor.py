@@ -169,7 +169,7 @@ class FgdExtractor(nn.Module):
         return z.reshape(-1, z.shape[-1]).cpu().numpy().astype(np.float64)
 
     def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """L1 reconstruction + `vel_weight` × L1 of frame-to-frame velocity, on normalised poses."""
+        """L1 reconstruction + `vel_weight` × L1 of frame-to-frame velocity (normalised poses)."""
         x = self._check(batch).to(self.mean.dtype)
         target = (x - self.mean) / self.std
         rec = self.decode(self.encode(x))
@@ -181,7 +181,8 @@ class FgdExtractor(nn.Module):
 
     # -------------------------------------------------------------- files
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write weights + normalisation as safetensors (config JSON in its metadata), atomically."""
+        """Write weights + normalisation as safetensors (config JSON in its metadata),
+        atomically."""
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -266,8 +267,8 @@ def _load_matching(model: FgdExtractor, state: dict[str, torch.Tensor], path: Pa
 def load_external(path: str | os.PathLike, config: FgdConfig | None = None,
                   mean: np.ndarray | None = None, std: np.ndarray | None = None,
                   device: str | torch.device = "cpu") -> FgdExtractor:
-    """Load a user-supplied checkpoint (.safetensors, or .pt/.bin via ``torch.load(weights_only=True)``)
-    into an :class:`FgdExtractor` of `config` (default config when None).
+    """Load a user-supplied checkpoint into an :class:`FgdExtractor` of `config` (default
+    config when None): .safetensors, or .pt/.bin via ``torch.load(weights_only=True)``.
 
     Its keys and shapes must match the architecture; otherwise :class:`CheckpointError`
     lists the first mismatched keys. Checkpoints without ``mean``/``std`` need them

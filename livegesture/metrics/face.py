@@ -62,7 +62,7 @@ def _face_signal(m: Motion, body: "SmplxBody | None") -> np.ndarray:
 
 
 def face_mse(pred: FaceInput, gt: FaceInput, body: "SmplxBody | None" = None) -> FaceError:
-    """Mean squared error of the face, frame-weighted over clips (clip pairs cropped to the shorter).
+    """Mean squared error of the face, frame-weighted over clips (pairs cropped to the shorter).
 
     With `body` (an :class:`~livegesture.body.SmplxBody`): MSE of mesh vertices posed with
     only the jaw and the expressions (tables print it × 10⁸). Without: MSE of the 100

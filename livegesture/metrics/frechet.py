@@ -1,4 +1,4 @@
-"""Fréchet distance between two feature sets (the FGD of DESIGN.md §8, before the ×10 of tables)."""
+"""Fréchet distance between two feature sets (FGD of DESIGN.md §8, before the tables' ×10)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def gaussian_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarr
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
-    """Fréchet distance between feature sets a (N, D) and b (M, D) (Gaussian fits, unbiased cov)."""
+    """Fréchet distance of feature sets a (N, D) and b (M, D) (Gaussian fits, unbiased cov)."""
     a, b = _as_features(a, "a"), _as_features(b, "b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"frechet_distance: feature sizes differ ({a.shape[1]} vs {b.shape[1]})")
