@@ -74,8 +74,8 @@ def main() -> None:
         t_full = timeit(recompute, args.iters)
     print(f"StreamingSelfAttention dim={dim} heads={heads} window={window} batch={B} "
           f"device={dev} threads={torch.get_num_threads()} torch={torch.__version__}")
-    print(f"streamed 1-token step        : {t_stream * 1e6:9.1f} us/token")
-    print(f"recompute {window}-token window   : {t_full * 1e6:9.1f} us/token")
+    print(f"streamed 1-token step        : {t_stream * 1e6:9.1f} us/step")
+    print(f"recompute {window}-token window   : {t_full * 1e6:9.1f} us/step")
     print(f"ratio recompute / streamed   : {t_full / t_stream:9.2f} x")
 
 

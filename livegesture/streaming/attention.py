@@ -117,7 +117,8 @@ class StreamingSelfAttention(_WindowAttention):
     ``0 <= p - q < window`` (itself included). Ring capacity
     ``C = window + max_step - 1``. Because the keys of a call are attended to before
     they are written, any call length works (``max_step`` does not limit it; the
-    default ``max_step=1`` gives the minimal ring ``C = window``).
+    default ``max_step=1`` gives the minimal ring ``C = window``). Calls longer than
+    ``block_size`` are split internally into blocks, which is exactly the streaming path.
 
     ``step(x (B, T, dim), state) -> (B, T, dim)``; state keys ``k, v, pos, offset``.
     """
@@ -134,7 +135,18 @@ class StreamingSelfAttention(_WindowAttention):
         state["offset"] = torch.zeros(batch_size, dtype=torch.long, device=state["pos"].device)
         return state
 
+    #: calls longer than this are processed in blocks of this many positions (same result,
+    #: memory O(block * (C + block)) instead of O(T^2) for long offline sequences)
+    block_size: int = 1024
+
     def step(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        T = x.shape[1]
+        if T > self.block_size:
+            return torch.cat([self._step(x[:, a:a + self.block_size], state)
+                              for a in range(0, T, self.block_size)], dim=1)
+        return self._step(x, state)
+
+    def _step(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
         B, T, _ = x.shape
         if T == 0:
             return x.new_zeros(B, 0, self.dim)

@@ -140,3 +140,12 @@ def test_gradients_offline_and_through_two_chunks():
     x.grad = None
     (att(x[:, :4], state).sum() + att(x[:, 4:], state).sum()).backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_long_calls_are_processed_in_blocks():
+    att = make(CONFIGS[2])
+    x = torch.randn(2, 50, 24, dtype=DT)
+    y = att(x)
+    att.block_size = 7
+    assert maxdiff(att(x), y) <= TOL
+    assert maxdiff(reference(att, x), y) <= TOL
