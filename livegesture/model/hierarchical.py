@@ -1,0 +1,318 @@
+"""LiveGestureModel: shared audio encoder + 4 region experts + xAR-Fuse, one code path for all uses.
+
+Training (teacher forcing), offline generation and streaming all run
+:meth:`LiveGestureModel.step`'s core on a preallocated state: teacher forcing is one
+call with all T positions on a fresh state, streaming is one call per token, offline
+generation is the streaming loop. So streaming == offline by construction.
+
+State (:meth:`LiveGestureModel.init_state`), every tensor batch-first over *sessions*:
+
+* ``audio``: the AudioEncoder's state (B sessions);
+* ``streams`` (B, g) bool, all False: its second size is the number of guidance streams
+  (g = 2 with classifier-free guidance: conditional then unconditional);
+* ``experts.<region>``: the expert's caches, tensors (B, g, ...) = B*g streams;
+* ``fuse``: the fuse's caches, tensors (B, g*R, ...) = B*g*R streams (regions folded in).
+
+Grouping the guidance/region streams under the session dimension keeps the generic
+``state_select / state_reset_ / state_assign_ / state_clone`` usable on the whole state.
+With guidance the inner modules run on 2B rows in the same batched call (row 2b is
+session b's conditional stream, 2b+1 its unconditional one).
+
+Token ids: 0 .. K-1 codes, K = BOS, K+1 = MASK.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio.encoder import AudioEncoder
+from ..body.constants import REGIONS
+from ..streaming.state import StreamState
+from .config import FRAMES_PER_TOKEN, MaskingConfig, ModelConfig, SamplingConfig
+from .expert import RegionExpert
+from .fuse import XARFuse
+from .layers import flat_state, group_state
+from .masking import masked_inputs, region_token_mask, shift_right, ugm_token_mask
+from .sampling import TokenSampler, guide
+
+
+class LiveGestureModel(nn.Module):
+    """Hierarchical autoregressive speech-to-gesture token model (DESIGN.md §5)."""
+
+    def __init__(self, config: ModelConfig | None = None, masking: MaskingConfig | None = None,
+                 regions: tuple[str, ...] = REGIONS):
+        super().__init__()
+        self.config = cfg = config or ModelConfig()
+        self.masking = masking or MaskingConfig()
+        self.regions = tuple(regions)
+        self.audio_encoder = AudioEncoder(cfg.audio)
+        # learned "no condition" audio feature (classifier-free guidance), one vector for every frame
+        self.null_audio = nn.Parameter(0.02 * torch.randn(cfg.audio.dim))
+        self.experts = nn.ModuleDict({r: RegionExpert(cfg, r) for r in self.regions})
+        self.fuse = XARFuse(cfg, self.regions)
+        self.stage = 0  # 0: everything trains; 1: audio + experts; 2: fuse + PILOR (+ experts' MASK)
+
+    # ------------------------------------------------------------------ ids and sizes
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def bos_id(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def mask_id(self) -> int:
+        return self.config.codebook_size + 1
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.regions)
+
+    def _pdd(self, device, dtype) -> tuple[torch.device, torch.dtype]:
+        p = self.null_audio
+        return (torch.device(device) if device is not None else p.device), (dtype or p.dtype)
+
+    # ------------------------------------------------------------------ training stages
+    def stage_parameters(self, stage: int) -> list[nn.Parameter]:
+        """Parameters trained in `stage` (1: audio encoder, experts, null audio; 2: fuse incl. PILOR and
+        the experts' MASK embeddings, the only expert parameters stage 1 never sees)."""
+        if stage == 1:
+            return [self.null_audio, *self.audio_encoder.parameters(),
+                    *(p for e in self.experts.values() for n, p in e.named_parameters() if n != "mask_emb")]
+        if stage == 2:
+            return [*self.fuse.parameters(), *(e.mask_emb for e in self.experts.values())]
+        raise ValueError(f"stage must be 1 or 2, got {stage}")
+
+    def set_stage(self, stage: int) -> None:
+        """Make exactly the parameters of `stage` require grad; in stage 2 the frozen audio encoder and
+        experts also stay in eval mode (no dropout) whatever ``train()`` is called with."""
+        keep = {id(p) for p in self.stage_parameters(stage)}
+        for p in self.parameters():
+            p.requires_grad_(id(p) in keep)
+        self.stage = stage
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "LiveGestureModel":
+        super().train(mode)
+        if self.stage == 2:
+            self.audio_encoder.eval()
+            self.experts.eval()
+        return self
+
+    # ------------------------------------------------------------------ streaming
+    def init_state(self, batch_size: int, guidance: bool = False, device=None, dtype=None) -> StreamState:
+        """Preallocated, constant-size state of `batch_size` fresh sessions (see module doc)."""
+        device, dtype = self._pdd(device, dtype)
+        g = 2 if guidance else 1
+        return {
+            "audio": self.audio_encoder.init_state(batch_size, device, dtype),
+            "streams": torch.zeros(batch_size, g, dtype=torch.bool, device=device),
+            "experts": {r: group_state(e.init_state(batch_size * g, device, dtype), batch_size)
+                        for r, e in self.experts.items()},
+            "fuse": group_state(self.fuse.init_state(batch_size * g * self.num_regions, device, dtype),
+                                batch_size),
+        }
+
+    def encode_audio(self, samples: torch.Tensor, state: StreamState,
+                     words: torch.Tensor | None = None) -> torch.Tensor:
+        """Push audio samples (B, N) into the sessions' audio encoder; returns the (B, F, d_audio)
+        features of the 30 Hz frames completed by this call (plus word embeddings when `words`
+        (B, F) ids are given)."""
+        feats = self.audio_encoder.step(samples, state["audio"])  # type: ignore[arg-type]
+        if words is not None:
+            feats = self.audio_encoder.embed_words(feats, words)
+        return feats
+
+    def step(self, state: StreamState, audio_feats: torch.Tensor, prev_tokens: torch.Tensor,
+             guidance_scale: float = 1.0, return_local: bool = False
+             ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Advance n token positions of every region and the fuse.
+
+        ``audio_feats`` (B, 4n, d_audio): features of frames 4 tau .. 4 tau + 4n - 1;
+        ``prev_tokens`` (B, R, n): the inputs of those positions (token tau - 1, BOS = K at
+        tau = 0, MASK = K + 1 allowed). Returns fused logits (B, R, n, K) (guided with
+        `guidance_scale` when the state has the unconditional stream), and with
+        `return_local` also the local logits (expert heads on the PILOR output)."""
+        fused, local = self._run(state, audio_feats, prev_tokens)
+        g = state["streams"].shape[1]  # type: ignore[union-attr]
+        if g == 2:
+            B = prev_tokens.shape[0]
+            f2, l2 = fused.view(B, 2, *fused.shape[1:]), local.view(B, 2, *local.shape[1:])
+            fused, local = guide(f2[:, 0], f2[:, 1], guidance_scale), guide(l2[:, 0], l2[:, 1], guidance_scale)
+        return (fused, local) if return_local else fused
+
+    def _run(self, state: StreamState, feats: torch.Tensor, inputs: torch.Tensor,
+             drop: torch.Tensor | None = None, noise_std: float = 0.0,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one forward: (fused, local) logits (B*g, R, n, K) for all streams of the state.
+
+        `drop` (B,) bool: sessions whose condition is replaced by the null audio (CFG dropout)."""
+        B, R, n = inputs.shape
+        streams: torch.Tensor = state["streams"]  # type: ignore[assignment]
+        if streams.shape[0] != B or R != self.num_regions:
+            raise ValueError(f"inputs {tuple(inputs.shape)} do not match a state of {streams.shape[0]} "
+                             f"sessions and {self.num_regions} regions")
+        if feats.shape[:2] != (B, FRAMES_PER_TOKEN * n):
+            raise ValueError(f"audio_feats {tuple(feats.shape)} must be (B={B}, 4n={FRAMES_PER_TOKEN * n}, d)")
+        g = streams.shape[1]
+        K = self.codebook_size
+        if n == 0:
+            empty = feats.new_zeros(B * g, R, 0, K)
+            return empty, empty
+        null = torch.zeros(B, g, dtype=torch.bool, device=feats.device)
+        if g == 2:
+            null[:, 1] = True
+        if drop is not None:
+            null = null | drop.to(device=feats.device, dtype=torch.bool)[:, None]
+        null = null.view(B * g)
+        if g > 1:
+            feats = feats.repeat_interleave(g, dim=0)
+            inputs = inputs.repeat_interleave(g, dim=0)
+        feats = torch.where(null[:, None, None], self.null_audio.to(feats.dtype), feats)
+        hs = [self.experts[r].step(inputs[:, i], flat_state(state["experts"][r]), feats,  # type: ignore[arg-type]
+                                   noise_std, generator)
+              for i, r in enumerate(self.regions)]
+        h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
+        local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
+        fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
+        return fused, local
+
+    # ------------------------------------------------------------------ offline / training
+    def audio_features(self, audio: torch.Tensor, words: torch.Tensor | None = None,
+                       context_frames: int = 0) -> torch.Tensor:
+        """Offline features (B, W, d_audio) of window audio (B, S) that starts `context_frames` frames
+        before the window (WindowDataset's ``audio_context_frames``; those frames are dropped)."""
+        feats = self.audio_encoder(audio.to(self.null_audio.dtype))[:, context_frames:]
+        if words is not None:
+            feats = self.audio_encoder.embed_words(feats, words[:, :feats.shape[1]])
+        return feats
+
+    def teacher_forced(self, tokens: torch.Tensor, audio: torch.Tensor | None = None,
+                       words: torch.Tensor | None = None, *, feats: torch.Tensor | None = None,
+                       context_frames: int = 0, inputs: torch.Tensor | None = None,
+                       drop: torch.Tensor | None = None, noise: bool = False,
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Teacher-forced logits of tokens (B, R, T): ``{"fused", "local"}`` (B, R, T, K).
+
+        Audio is raw window audio (B, S) (or precomputed `feats` (B, >= 4T, d_audio)); `inputs`
+        overrides the shifted tokens (masked inputs); `drop` (B,) drops the condition; `noise` adds
+        the configured embedding noise. Runs the streaming core once on a fresh state."""
+        B, R, T = tokens.shape
+        if feats is None:
+            if audio is None:
+                raise ValueError("give audio or feats")
+            feats = self.audio_features(audio, words, context_frames)
+        if feats.shape[1] < FRAMES_PER_TOKEN * T:
+            raise ValueError(f"{feats.shape[1]} audio frames for {T} tokens (need {FRAMES_PER_TOKEN * T})")
+        feats = feats[:, :FRAMES_PER_TOKEN * T]
+        if inputs is None:
+            inputs = shift_right(tokens, self.bos_id)
+        state = self.init_state(B, guidance=False, device=feats.device, dtype=feats.dtype)
+        fused, local = self._run(state, feats, inputs, drop,
+                                 self.config.embed_noise_std if noise else 0.0, generator)
+        return {"fused": fused, "local": local}
+
+    def _condition(self, batch: Mapping[str, Any], generator: torch.Generator | None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training audio features (text dropped per sequence) and the CFG drop mask."""
+        audio = batch["audio"]
+        B = audio.shape[0]
+        dev = self.null_audio.device
+        words = batch.get("words") if self.config.text_vocab_size > 0 else None
+        if words is not None and self.training and self.config.text_drop_prob > 0:
+            keep = torch.rand(B, generator=generator, device=dev) >= self.config.text_drop_prob
+            words = words.to(dev) * keep[:, None].to(words.dtype)
+        feats = self.audio_features(audio.to(dev), words, int(batch.get("audio_context_frames", 0)))
+        drop = None
+        if self.training and self.config.cond_drop_prob > 0:
+            drop = torch.rand(B, generator=generator, device=dev) < self.config.cond_drop_prob
+        return feats, drop
+
+    def expert_loss(self, region: str, batch: Mapping[str, Any],
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Stage 1: cross-entropy of one expert (teacher forcing, embedding noise and CFG dropout in
+        training mode). `batch`: ``tokens`` (B, R, T) (or (B, T) of this region), ``audio`` (B, S),
+        optional ``words`` (B, W) and ``audio_context_frames``."""
+        tokens = batch["tokens"]
+        if tokens.dim() == 3:
+            tokens = tokens[:, self.regions.index(region)]
+        tokens = tokens.to(self.null_audio.device)
+        T = tokens.shape[1]
+        feats, drop = self._condition(batch, generator)
+        feats = feats[:, :FRAMES_PER_TOKEN * T]
+        if drop is not None:
+            feats = torch.where(drop[:, None, None], self.null_audio.to(feats.dtype), feats)
+        expert = self.experts[region]
+        state = expert.init_state(tokens.shape[0], feats.device, feats.dtype)
+        noise = self.config.embed_noise_std if self.training else 0.0
+        h = expert.step(shift_right(tokens, self.bos_id), state, feats, noise, generator)
+        loss = F.cross_entropy(expert.head(h).flatten(0, 1), tokens.flatten())
+        return loss, {f"ce_{region}": float(loss.detach())}
+
+    def loss(self, batch: Mapping[str, Any], step: int = 0,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Stage 2: ``L_AR = lambda_local * CE(local) + lambda_fuse * CE(fused)`` with UGM (from a
+        no-grad teacher-forced pass), RM, embedding noise and CFG dropout (the last three in training
+        mode). `batch` as for :meth:`expert_loss` with ``tokens`` (B, R, T)."""
+        tokens = batch["tokens"].to(self.null_audio.device)
+        B, R, T = tokens.shape
+        feats, drop = self._condition(batch, generator)
+        feats = feats[:, :FRAMES_PER_TOKEN * T]
+        token_mask = torch.zeros(B, R, T, dtype=torch.bool, device=tokens.device)
+        n_mask = self.masking.num_masked(step, T) if self.training else 0
+        if n_mask > 0:
+            with torch.no_grad():
+                clean = self.teacher_forced(tokens, feats=feats, drop=drop)["fused"]
+                logp = clean.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
+            token_mask |= ugm_token_mask(logp, n_mask)
+        if self.training and self.masking.region_prob > 0:
+            token_mask |= region_token_mask(B, R, T, self.masking.region_prob, generator, tokens.device)
+        inputs = masked_inputs(tokens, token_mask, self.bos_id, self.mask_id)
+        out = self.teacher_forced(tokens, feats=feats, inputs=inputs, drop=drop, noise=self.training,
+                                  generator=generator)
+        K = self.codebook_size
+        l_local = F.cross_entropy(out["local"].reshape(-1, K), tokens.reshape(-1))
+        l_fuse = F.cross_entropy(out["fused"].reshape(-1, K), tokens.reshape(-1))
+        loss = self.config.lambda_local * l_local + self.config.lambda_fuse * l_fuse
+        return loss, {"loss": float(loss.detach()), "ce_local": float(l_local.detach()),
+                      "ce_fuse": float(l_fuse.detach()), "masked_frac": float(token_mask.float().mean())}
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_tokens(self, audio: torch.Tensor, seed: int | Sequence[int] = 0,
+                        sampling: SamplingConfig | None = None, words: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """Offline generation: tokens (B, R, T), T = frames // 4 of audio (B, S), by exactly the
+        streaming loop (audio encoder step, then one :meth:`step` per token). `seed`: one per
+        session, or one int used by every session (each session's stream is then what it would
+        be alone with that seed)."""
+        sampling = sampling or SamplingConfig()
+        B = audio.shape[0]
+        seeds = [int(seed)] * B if isinstance(seed, int) else [int(s) for s in seed]
+        if len(seeds) != B:
+            raise ValueError(f"{len(seeds)} seeds for {B} sessions")
+        state = self.init_state(B, guidance=sampling.guided)
+        sampler = TokenSampler(sampling, seeds, self.null_audio.device)
+        feats = self.encode_audio(audio.to(self.null_audio.device), state, words)
+        T = feats.shape[1] // FRAMES_PER_TOKEN
+        prev = torch.full((B, self.num_regions, 1), self.bos_id, dtype=torch.long, device=feats.device)
+        out = torch.empty(B, self.num_regions, T, dtype=torch.long, device=feats.device)
+        for tau in range(T):
+            logits = self.step(state, feats[:, FRAMES_PER_TOKEN * tau:FRAMES_PER_TOKEN * (tau + 1)], prev,
+                               sampling.guidance_scale)
+            tok = sampler.sample(logits[:, :, 0])  # type: ignore[index]
+            out[:, :, tau] = tok
+            prev = tok[:, :, None]
+        return out
+
+
+def batch_tokens(tokenizers: Mapping[str, Any], batch: Mapping[str, torch.Tensor],
+                 regions: Sequence[str] = REGIONS) -> torch.Tensor:
+    """Tokens (B, R, W/4) of a WindowDataset batch's region features through each region's
+    tokenizer ``encode`` (frozen SVQ)."""
+    return torch.stack([tokenizers[r].encode(batch[r]) for r in regions], dim=1)

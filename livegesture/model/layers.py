@@ -1,0 +1,75 @@
+"""Small stateless layers and state-grouping helpers shared by the experts and the fuse."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..streaming.state import StreamState
+
+
+class MLP(nn.Module):
+    """Linear -> GELU -> dropout -> Linear (the transformer feed-forward and the token projection)."""
+
+    def __init__(self, dim: int, hidden: int, out_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class RegionAttention(nn.Module):
+    """Bidirectional multi-head attention among the G tokens of one group (the 4 regions at one tau).
+
+    ``forward(x (N, G, dim)) -> (N, G, dim)``. Stateless: every input at tau depends only on
+    tokens < tau, so mixing the regions of the same tau in both directions is causal.
+    No positional encoding: the fuse adds a learned region embedding to its inputs.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide dim={dim}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, G, D = x.shape
+        q, k, v = self.qkv(x).view(N, G, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(out.transpose(1, 2).reshape(N, G, D))
+
+
+def group_state(state: StreamState, batch_size: int) -> StreamState:
+    """View every tensor of a state of ``batch_size * g`` rows as ``(batch_size, g, ...)``.
+
+    Why: a session of the model owns several rows of an inner module's batch (its
+    conditional and unconditional guidance streams, the fuse's 4 region streams); stored
+    grouped, every state tensor stays batch-first over *sessions*, so the generic
+    ``state_select / state_reset_ / state_assign_`` of :mod:`livegesture.streaming.state`
+    work on the whole model state unchanged."""
+    out: StreamState = {}
+    for k, v in state.items():
+        if isinstance(v, dict):
+            out[k] = group_state(v, batch_size)
+        else:
+            out[k] = v.view(batch_size, v.shape[0] // batch_size, *v.shape[1:])
+    return out
+
+
+def flat_state(state: StreamState) -> StreamState:
+    """The inverse of :func:`group_state`: views ``(B, g, ...) -> (B * g, ...)`` sharing storage,
+    so the inner modules' in-place updates land in the stored state (``view`` fails loudly
+    rather than silently copying if a tensor were not viewable)."""
+    out: StreamState = {}
+    for k, v in state.items():
+        out[k] = flat_state(v) if isinstance(v, dict) else v.view(v.shape[0] * v.shape[1], *v.shape[2:])
+    return out
