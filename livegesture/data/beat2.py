@@ -106,6 +106,12 @@ def find_clips(root: str | os.PathLike, split: str | Sequence[str] | None = None
     and having every kind of file in `require` (subset of motion, audio, textgrid).
     """
     root = Path(root)
+    if isinstance(ids, str):
+        ids = [ids]
+    if isinstance(speakers, int):
+        speakers = [speakers]
+    if isinstance(require, str):
+        require = (require,)
     bad = [k for k in require if k not in KINDS]
     if bad:
         raise ValueError(f"require: unknown kind(s) {bad}; use some of {KINDS}")

@@ -28,6 +28,7 @@ def test_find_all_with_splits(synth_root):
     ({"ids": [SYNTH_IDS[3], SYNTH_IDS[1], "2_scott_0_99_99"]}, [SYNTH_IDS[1], SYNTH_IDS[3]]),
     ({"split": "train", "ids": [SYNTH_IDS[1], SYNTH_IDS[2]]}, [SYNTH_IDS[1]]),
     ({"require": ("motion", "audio", "textgrid")}, SYNTH_IDS),
+    ({"ids": SYNTH_IDS[2], "speakers": 2}, [SYNTH_IDS[2]]),       # single values, not lists
 ])
 def test_filters(synth_root, kwargs, ids):
     assert [c.id for c in find_clips(synth_root, **kwargs)] == ids
