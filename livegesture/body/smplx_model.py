@@ -15,6 +15,7 @@ before skinning; that changes finger joints only.)
 
 from __future__ import annotations
 
+import functools
 import os
 import zipfile
 from pathlib import Path
@@ -74,6 +75,16 @@ def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: unreadable npz ({exc.__class__.__name__}: {exc})") from None
 
 
+@functools.lru_cache(maxsize=2)
+def _skeleton_arrays(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
+    """The arrays :func:`load_skeleton` needs, read once per file version (evaluation loops
+    build one skeleton per clip from each clip's betas)."""
+    arrays = _read_npz(Path(path), SKELETON_KEYS)
+    for a in arrays.values():
+        a.flags.writeable = False
+    return arrays
+
+
 def _shape_components(shapedirs: np.ndarray) -> int:
     """Shape (beta) components of a shapedirs array, by the smplx package's convention."""
     n = shapedirs.shape[-1]
@@ -91,7 +102,8 @@ def load_skeleton(model_path: str | os.PathLike, betas: np.ndarray | None = None
     Raises :class:`CheckpointError` for a missing or malformed file.
     """
     path = resolve_model_path(model_path, gender)
-    d = _read_npz(path, SKELETON_KEYS)
+    st = path.stat()
+    d = _skeleton_arrays(str(path.resolve()), st.st_mtime_ns, st.st_size)
     v, sd, jr = d["v_template"], d["shapedirs"], d["J_regressor"]
     n_v = v.shape[0] if v.ndim == 2 else -1
     problems = []

@@ -17,7 +17,7 @@ checked at the minimum itself. That code finds minima in the cropped range [60, 
 but tests ``index in mask`` with the index *relative to the crop* against a mask over
 the full clip, so it checks the speed 60 frames (2 s) *before* the minimum; it keeps
 many more beats and gives clearly higher BC (0.68 instead of 0.40 on the two real
-sample clips). ``published_indexing=True`` reproduces that behaviour, for comparison
+sample clips, approximate skeleton). ``published_indexing=True`` reproduces that behaviour, for comparison
 with published tables. A clip without any onset is left out instead of giving NaN.
 """
 
