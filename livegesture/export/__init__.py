@@ -2,7 +2,7 @@
 
 from .bvh import CHANNEL_ORDERS, bvh_euler_angles, write_bvh
 from .npz import write_npz
-from .video import Camera, clip_cameras, render_frame, render_frames, render_video
+from .video import Camera, clip_cameras, facing_yaw_deg, render_frame, render_frames, render_video
 
-__all__ = ["CHANNEL_ORDERS", "Camera", "bvh_euler_angles", "clip_cameras", "render_frame",
-           "render_frames", "render_video", "write_bvh", "write_npz"]
+__all__ = ["CHANNEL_ORDERS", "Camera", "bvh_euler_angles", "clip_cameras", "facing_yaw_deg",
+           "render_frame", "render_frames", "render_video", "write_bvh", "write_npz"]

@@ -28,7 +28,7 @@ from ..body.constants import JOINT_NAMES, NUM_JOINTS, PARENTS
 from ..body.kinematics import Skeleton, forward_kinematics
 from ..body.skeleton import approximate_rest_joints
 
-__all__ = ["Camera", "clip_cameras", "render_frame", "render_frames", "render_video"]
+__all__ = ["Camera", "clip_cameras", "facing_yaw_deg", "render_frame", "render_frames", "render_video"]
 
 _J = {n: i for i, n in enumerate(JOINT_NAMES)}
 _HEAD, _JAW, _LEYE, _REYE, _NECK = (_J["head"], _J["jaw"], _J["left_eye"], _J["right_eye"],
@@ -118,16 +118,19 @@ class Camera:
     floor_y: float = 0.0
     fill: float = 0.95
 
-    def basis(self) -> tuple[np.ndarray, np.ndarray]:
-        """(eye position (3,), rotation (3, 3) with rows right, up, forward)."""
+    def __post_init__(self) -> None:
         yaw, pitch = np.radians(self.yaw_deg), np.radians(self.pitch_deg)
         d = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
         eye = np.asarray(self.target, np.float64) + self.distance * d
         f = -d
         r = np.cross(f, [0.0, 1.0, 0.0])
         r /= np.linalg.norm(r)
-        u = np.cross(r, f)
-        return eye, np.stack([r, u, f])
+        object.__setattr__(self, "_eye", eye)
+        object.__setattr__(self, "_rot", np.stack([r, np.cross(r, f), f]))
+
+    def basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """(eye position (3,), rotation (3, 3) with rows right, up, forward)."""
+        return self._eye, self._rot
 
     def project(self, pts: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (N, 2) and depths (N,) of world points (N, 3) in an image of `size` (W, H)."""
@@ -143,9 +146,28 @@ class Camera:
         return self.fill * height * self.distance / (self.view_height * np.asarray(depth))
 
 
+def facing_yaw_deg(joints: np.ndarray) -> float:
+    """Mean horizontal facing direction of the body over a clip, in degrees (0 = +Z).
+
+    Forward is perpendicular to the hip line (right hip -> left hip) and the up axis;
+    the circular mean over frames is returned.
+    """
+    j = np.asarray(joints, np.float64).reshape(-1, NUM_JOINTS, 3)
+    across = j[:, _J["left_hip"]] - j[:, _J["right_hip"]]
+    fwd = np.cross(across, np.array([0.0, 1.0, 0.0]))
+    f = fwd[:, [0, 2]] / np.maximum(np.linalg.norm(fwd[:, [0, 2]], axis=1, keepdims=True), 1e-9)
+    m = f.mean(0)
+    return float(np.degrees(np.arctan2(m[0], m[1]))) if np.linalg.norm(m) > 1e-6 else 0.0
+
+
 def clip_cameras(joints: np.ndarray, yaw_deg: float = 20.0, pitch_deg: float = 8.0,
-                 follow_seconds: float = 1.0, fps: float = 30.0) -> list[Camera]:
+                 follow_seconds: float = 1.0, fps: float = 30.0,
+                 face_body: bool = True) -> list[Camera]:
     """One camera per frame, framed on the whole clip.
+
+    With `face_body` the yaw is measured from the body's mean facing direction over
+    the clip (:func:`facing_yaw_deg`), so the figure faces the camera whatever its
+    global orientation; else from +Z.
 
     The floor is at the clip's lowest foot joint, the vertical framing (floor to the
     top of the head plus margins) is fixed for the clip, and the camera follows the
@@ -166,6 +188,8 @@ def clip_cameras(joints: np.ndarray, yaw_deg: float = 20.0, pitch_deg: float = 8
         from scipy.ndimage import gaussian_filter1d
 
         xz = gaussian_filter1d(xz, sigma, axis=0, mode="nearest")
+    if face_body:
+        yaw_deg = yaw_deg + facing_yaw_deg(joints)
     return [Camera(target=(float(x), mid_y, float(z)), yaw_deg=yaw_deg, pitch_deg=pitch_deg,
                    view_height=height, floor_y=floor) for x, z in xz]
 
@@ -203,11 +227,13 @@ def _background(size: tuple[int, int]) -> Image.Image:
 _BG_CACHE: dict[tuple[int, int], Image.Image] = {}
 
 
-def _shade(colour: np.ndarray, depth: float, near: float, far: float) -> tuple[int, int, int]:
+_FOG = (236.0, 238.0, 244.0)
+
+
+def _shade(colour, depth: float, near: float, far: float) -> tuple[int, int, int]:
     """Fade towards the background with depth (the depth cue)."""
-    k = 0.0 if far <= near else float(np.clip((depth - near) / (far - near), 0.0, 1.0))
-    c = colour * (1 - 0.45 * k) + np.array([236.0, 238, 244]) * 0.45 * k
-    return tuple(int(v) for v in c)
+    k = 0.0 if far <= near else min(max((depth - near) / (far - near), 0.0), 1.0) * 0.45
+    return tuple(int(c * (1 - k) + g * k) for c, g in zip(colour, _FOG))
 
 
 def render_frame(joints_t: np.ndarray, *, jaw_pose: np.ndarray | None = None,
@@ -233,7 +259,8 @@ def render_frame(joints_t: np.ndarray, *, jaw_pose: np.ndarray | None = None,
         _BG_CACHE[key] = _background((W, H))
     img = _BG_CACHE[key].copy()
     draw = ImageDraw.Draw(img)
-    ppm_at = lambda z: cam.pixels_per_metre(z, H)  # noqa: E731
+    focal = cam.fill * H * cam.distance / cam.view_height
+    ppm_at = lambda depth: focal / float(depth)  # noqa: E731  pixels per metre at a depth
 
     # ---- floor: filled patch + world-fixed grid around the target
     tx, _, tz = cam.target

@@ -113,3 +113,26 @@ def test_video_rejects_bad_input(tmp_path):
         render_video(_motion(2), tmp_path / "a.mp4", size=(161, 160))
     with pytest.raises(ValueError, match="empty"):
         render_video(_motion(2)[:0], tmp_path / "a.mp4", size=(160, 160))
+
+
+@pytest.mark.parametrize("turn_deg", [0.0, 90.0, 180.0])
+def test_camera_faces_the_body_whatever_its_orientation(turn_deg):
+    from scipy.spatial.transform import Rotation
+
+    from livegesture.export import facing_yaw_deg
+
+    m = _motion(2, moving=False)
+    turn = Rotation.from_euler("y", turn_deg, degrees=True)
+    m.poses[:, 0] = (turn * Rotation.from_rotvec(m.poses[:, 0])).as_rotvec()
+    joints = forward_kinematics(m)
+    assert abs((facing_yaw_deg(joints) - turn_deg + 180.0) % 360.0 - 180.0) < 1.0
+    cam = clip_cameras(joints)[0]
+    _, depth = cam.project(joints[0], (320, 320))
+    head, left_eye = JOINT_NAMES.index("head"), JOINT_NAMES.index("left_eye")
+    assert depth[left_eye] < depth[head]  # the face is turned towards the camera
+    img = render_frame(joints[0], camera=cam, size=(320, 320))
+    assert (np.abs(img.astype(int) - [150, 40, 50]).sum(-1) < 40).sum() > 3  # mouth drawn
+    away = clip_cameras(joints, face_body=False)[0]
+    if turn_deg == 180.0:  # seen from behind: no face
+        img = render_frame(joints[0], camera=away, size=(320, 320))
+        assert (np.abs(img.astype(int) - [150, 40, 50]).sum(-1) < 40).sum() == 0
