@@ -339,7 +339,10 @@ def render_frame(joints_t: np.ndarray, *, jaw_pose: np.ndarray | None = None,
             _draw_head(draw, xy, z, rh, cam, i_hc, i_up, i_lo, ppm_at, near, far)
 
     if caption:
-        font = ImageFont.load_default(size=14 * _SS)
+        try:
+            font = ImageFont.load_default(size=14 * _SS)
+        except TypeError:  # Pillow < 10.1: bitmap font only
+            font = ImageFont.load_default()
         draw.text((10 * _SS, 8 * _SS), caption, fill=_OUTLINE, font=font)
     img = img.reduce(_SS)
     return np.asarray(img)
@@ -378,6 +381,8 @@ def render_frames(motion, size: tuple[int, int] = (640, 640), skeleton: Skeleton
     if len(joints) == 0:
         return
     cameras = cameras or clip_cameras(joints, fps=float(motion.fps))
+    if len(cameras) != len(joints):
+        raise ValueError(f"{len(cameras)} cameras for {len(joints)} frames")
     for t in range(len(joints)):
         yield render_frame(joints[t], jaw_pose=poses[t, _JAW], head_rotation=head_rot[t],
                            camera=cameras[t], size=size)

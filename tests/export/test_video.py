@@ -66,13 +66,13 @@ def test_jaw_opens_the_mouth():
 
 @pytest.mark.realdata
 def test_clip_cameras_frame_the_real_clip(beat2_dir):
-    m = Motion.load(beat2_dir / "2_scott_0_1_1.npz")
+    m = Motion.load(beat2_dir / "2_scott_0_1_1.npz")[::3]  # the whole clip at 10 fps
     joints = forward_kinematics(m)
-    cams = clip_cameras(joints, fps=m.fps)
+    cams = clip_cameras(joints, fps=m.fps / 3)
     assert len(cams) == len(m)
     size = (640, 640)
     head, pelvis = JOINT_NAMES.index("head"), 0
-    for t in range(0, len(m), 10):
+    for t in range(0, len(m), 4):
         xy, _ = cams[t].project(joints[t], size)
         assert (xy > 5).all() and (xy < 635).all(), t  # whole body inside the picture
         assert xy[head, 1] < xy[pelvis, 1] < xy[JOINT_NAMES.index("left_ankle"), 1]  # upright
@@ -82,7 +82,7 @@ def test_clip_cameras_frame_the_real_clip(beat2_dir):
     targets = np.array([c.target for c in cams])
     pelvis_xz = joints[:, 0, [0, 2]]
     jitter = np.abs(np.diff(targets[:, [0, 2]], n=2, axis=0)).max()
-    assert jitter < 1e-3 and jitter < 0.2 * np.abs(np.diff(pelvis_xz, n=2, axis=0)).max()
+    assert jitter < 1e-2 and jitter < 0.2 * np.abs(np.diff(pelvis_xz, n=2, axis=0)).max()
 
 
 def test_video_with_audio(tmp_path):
@@ -136,3 +136,16 @@ def test_camera_faces_the_body_whatever_its_orientation(turn_deg):
     if turn_deg == 180.0:  # seen from behind: no face
         img = render_frame(joints[0], camera=away, size=(320, 320))
         assert (np.abs(img.astype(int) - [150, 40, 50]).sum(-1) < 40).sum() == 0
+
+
+def test_audio_is_trimmed_or_padded_to_the_motion():
+    from livegesture.export.video import _prepare_audio
+
+    long = np.ones((40000, 2), np.int16)
+    out = _prepare_audio(long, 16000, 2.0)
+    assert out.shape == (32000, 2) and out.dtype == np.int16
+    short = np.full(1000, 2.0, np.float64)  # out-of-range float is clipped
+    out = _prepare_audio(short, 16000, 0.5)
+    assert out.shape == (8000,) and out.max() == 1.0 and (out[1000:] == 0).all()
+    with pytest.raises(ValueError):
+        _prepare_audio(np.zeros((0,)), 16000, 1.0)
