@@ -13,11 +13,11 @@ BEAT2_DIR = Path(os.environ.get("LIVEGESTURE_BEAT2", REPO.parent / "shared" / "d
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    torch_threads = os.environ.get("LIVEGESTURE_TEST_THREADS")
-    if torch_threads:
-        import torch
+    """Tests use one torch thread unless LIVEGESTURE_TEST_THREADS says otherwise: on a small
+    shared CPU, oversubscribed threads made the tiny models here 10-20x slower."""
+    import torch
 
-        torch.set_num_threads(int(torch_threads))
+    torch.set_num_threads(int(os.environ.get("LIVEGESTURE_TEST_THREADS", "1")))
 
 
 @pytest.fixture(scope="session")

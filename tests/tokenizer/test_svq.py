@@ -91,7 +91,7 @@ def test_both_stages_learn():
     for _ in range(150):
         loss, _ = tok.stage1_loss(x)
         opt.zero_grad(); loss.backward(); opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
     tok.freeze_autoencoder()
     frozen = [p.detach().clone() for p in tok.stage1_parameters()]
