@@ -10,7 +10,7 @@ class TokenizerConfig:
     hidden: int = 128          # conv channels of encoder and decoder
     latent_dim: int = 64       # D_z: continuous latent per token (stage 1)
     code_dim: int = 32         # dimension of codebook vectors
-    codebook_size: int = 256   # K
+    codebook_size: int = 512   # K (the model config must match)
     encoder_blocks: int = 2    # residual blocks per resolution in the encoder
     decoder_blocks: int = 3    # causal residual blocks at token rate
     kernel_size: int = 3

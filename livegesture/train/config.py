@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import load_config
+from ..errors import ConfigError
+from ..model.config import MaskingConfig, ModelConfig, SamplingConfig
 from ..tokenizer.config import TokenizerConfig
 from .loop import TrainConfig
 
@@ -25,6 +27,9 @@ class DataConfig:
     speakers: tuple[int, ...] = ()  # empty: all speakers
     train_ids: tuple[str, ...] = ()  # explicit ids override the split (flat folders)
     val_ids: tuple[str, ...] = ()
+    use_text: bool = False          # word ids from TextGrids as an extra condition
+    vocab_min_count: int = 1
+    audio_context_frames: int = 24  # audio before each window, so the causal encoder is warmed up
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,18 @@ class ExperimentConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     tokenizer_stage1: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, lr=1e-3))
     tokenizer_stage2: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, lr=1e-3))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    experts: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=5e-4))
+    fuse: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, lr=5e-4))
+
+    def __post_init__(self) -> None:
+        if self.model.codebook_size != self.tokenizer.codebook_size:
+            raise ValueError(f"model.codebook_size {self.model.codebook_size} differs from "
+                             f"tokenizer.codebook_size {self.tokenizer.codebook_size}")
+        if self.data.window_frames % 4:
+            raise ValueError("data.window_frames must be a multiple of 4")
 
 
 def load_experiment(config: str | Path | None = None, overrides: dict | None = None) -> ExperimentConfig:
@@ -42,4 +59,10 @@ def load_experiment(config: str | Path | None = None, overrides: dict | None = N
         config = "demo"
     preset = PRESETS_DIR / f"{config}.yaml"
     path = preset if isinstance(config, str) and preset.is_file() else Path(config)
+    if not path.is_file():
+        raise ConfigError(f"{config}: neither a preset ({', '.join(presets())}) nor a config file")
     return load_config(ExperimentConfig, path, overrides)
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))

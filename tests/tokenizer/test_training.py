@@ -13,7 +13,7 @@ from livegesture.train.config import load_experiment
 from livegesture.train.tokenizer_stage import train_tokenizer
 
 TINY = {"tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
-        "tokenizer.codebook_size": 32, "tokenizer_stage1.steps": 40, "tokenizer_stage1.batch_size": 8,
+        "tokenizer.codebook_size": 32, "model.codebook_size": 32, "tokenizer_stage1.steps": 40, "tokenizer_stage1.batch_size": 8,
         "tokenizer_stage1.checkpoint_every": 20, "tokenizer_stage2.steps": 20,
         "tokenizer_stage2.batch_size": 8, "tokenizer_stage1.device": "cpu",
         "tokenizer_stage2.device": "cpu"}

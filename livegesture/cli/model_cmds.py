@@ -1,0 +1,72 @@
+"""`livegesture train experts|fuse|all`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import train_app
+from .options import experiment
+
+CONFIG_HELP = "preset name (demo, base) or YAML file; default: demo (or the model file's own)"
+
+
+def _show(name: str, res: dict) -> None:
+    typer.echo(f"{name}: loss {res['first_loss']:.4f} -> {res['last_loss']:.4f}  "
+               f"val {json.dumps({k: round(v, 4) for k, v in res['val'].items()})}  "
+               f"({res['seconds']:.0f} s{', resumed' if res['resumed'] else ''})")
+
+
+@train_app.command("experts")
+def train_experts_cmd(
+    data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
+    out: Path = typer.Option(..., help="model file to create or continue"),
+    tokenizer: Optional[Path] = typer.Option(None, help="trained tokenizer file (needed for a new model)"),
+    config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
+    train_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids to train on"),
+    val_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids held out"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override, e.g. experts.steps=200"),
+) -> None:
+    """Train the shared audio encoder and the four region experts (stage 1 of the AR model)."""
+    from ..train.ar_stage import train_model_stage
+
+    cfg = None if out.is_file() and not (config or set_ or train_ids or val_ids) else \
+        experiment(config, train_ids, val_ids, set_)
+    _show("experts", train_model_stage(data, out, cfg, "experts", tokenizer, device))
+    typer.echo(f"wrote {out}")
+
+
+@train_app.command("fuse")
+def train_fuse_cmd(
+    data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
+    model: Path = typer.Option(..., help="model file with trained experts (updated in place)"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+) -> None:
+    """Train xAR-Fuse with PILOR adapters on top of the frozen experts (stage 2)."""
+    from ..train.ar_stage import train_model_stage
+
+    _show("fuse", train_model_stage(data, model, None, "fuse", None, device))
+    typer.echo(f"wrote {model}")
+
+
+@train_app.command("all")
+def train_all_cmd(
+    data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
+    out: Path = typer.Option(..., help="the self-contained model file to write"),
+    config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
+    train_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids to train on"),
+    val_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids held out"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override any config value"),
+) -> None:
+    """Every stage in order (tokenizers -> experts -> fuse); rerun the same command to resume."""
+    from ..train.pipeline import train_all
+
+    res = train_all(data, out, experiment(config, train_ids, val_ids, set_), device)
+    for k in ("experts", "fuse"):
+        _show(k, res[k])
+    typer.echo(f"wrote {out}")

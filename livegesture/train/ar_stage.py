@@ -1,0 +1,190 @@
+"""Train the hierarchical AR model: stage 'experts' (audio encoder + region experts) and
+stage 'fuse' (xAR-Fuse with PILOR on the frozen experts), then measure held-out token NLL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..body.constants import REGIONS
+from ..data import Vocabulary, WindowDataset
+from ..errors import CheckpointError, ConfigError
+from ..model import LiveGestureModel, batch_tokens
+from ..tokenizer import MotionTokenizer
+from .config import ExperimentConfig
+from .data import load_clips, select_clip_files
+from .loop import Trainer
+
+
+class ARStage(nn.Module):
+    """Frozen tokenizers + the AR model; forward returns the stage's loss (so DDP can wrap it)."""
+
+    def __init__(self, model: LiveGestureModel, tokenizer: MotionTokenizer, stage: str,
+                 regions: tuple[str, ...] = REGIONS) -> None:
+        super().__init__()
+        self.model, self.tokenizer, self.stage, self.regions = model, tokenizer, stage, regions
+        for p in tokenizer.parameters():
+            p.requires_grad_(False)
+        self.step_holder = [0]
+
+    def train(self, mode: bool = True) -> "ARStage":
+        super().train(mode)
+        self.tokenizer.eval()
+        return self
+
+    def prepare(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        with torch.no_grad():
+            tokens = batch_tokens(self.tokenizer.regions, batch)
+        return {**batch, "tokens": tokens}
+
+    def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        b = self.prepare(batch)
+        if self.stage == "experts":
+            losses, logs = [], {}
+            for r in self.regions:
+                loss, log = self.model.expert_loss(r, b)
+                losses.append(loss)
+                logs.update(log)
+            return torch.stack(losses).mean(), logs
+        return self.model.loss(b, step=self.step_holder[0])
+
+
+def build_vocab(clips, cfg: ExperimentConfig) -> Vocabulary | None:
+    if not cfg.data.use_text:
+        return None
+    words = [w.text for c in clips for w in (c.words or [])]
+    if not words:
+        raise ConfigError("data.use_text is on but the training clips have no TextGrid words")
+    return Vocabulary.build(words, min_count=cfg.data.vocab_min_count)
+
+
+def make_datasets(bundle_stats, vocab, train_clips, val_clips, cfg: ExperimentConfig):
+    d = cfg.data
+    kw = dict(window_frames=d.window_frames, stride_frames=d.stride_frames, stats=bundle_stats,
+              vocab=vocab, audio_context_frames=d.audio_context_frames)
+    train = WindowDataset(train_clips, **kw)
+    val = WindowDataset(val_clips, **kw) if val_clips else None
+    return train, val
+
+
+def _collate_with_context(ctx: int):
+    from torch.utils.data import default_collate
+
+    def collate(items):
+        out = default_collate(items)
+        out["audio_context_frames"] = ctx
+        return out
+
+    return collate
+
+
+def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig | None = None,
+                      stage: str = "experts", tokenizer_path: str | Path | None = None,
+                      device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train `stage` ('experts' or 'fuse') into the model file `out`.
+
+    'experts' starts a model file from a tokenizer file (`tokenizer_path`) unless `out`
+    exists; 'fuse' needs `out` with trained experts. Resumable like every stage.
+    """
+    from ..bundle import ModelBundle
+    from ..tokenizer.io import load_tokenizer
+
+    if stage not in ("experts", "fuse"):
+        raise ConfigError(f"stage must be 'experts' or 'fuse', got {stage!r}")
+    out = Path(out)
+    work = out.with_name(out.name + ".work")
+    if out.is_file():
+        bundle = ModelBundle.load(out)
+        if cfg is not None and cfg != bundle.config:
+            raise ConfigError(f"{out}: was created with a different config; use another --out "
+                              "or drop --config to continue with the file's own")
+        cfg = bundle.config
+    else:
+        if stage == "fuse":
+            raise ConfigError(f"{out}: no such model file; train the experts first")
+        if tokenizer_path is None:
+            raise ConfigError("training the experts of a new model needs --tokenizer FILE")
+        if cfg is None:
+            raise ConfigError("training a new model needs a config")
+        tok, stats, tmeta = load_tokenizer(tokenizer_path)
+        if tok.cfg != cfg.tokenizer:
+            raise CheckpointError(f"{tokenizer_path}: tokenizer config differs from the experiment config")
+        unfinished = [r for r in REGIONS if int(tmeta.get("stages", {}).get(r, 0)) < 2]
+        if unfinished:
+            raise ConfigError(f"{tokenizer_path}: region(s) {', '.join(unfinished)} have not finished "
+                              "tokenizer stage 2")
+        bundle = ModelBundle.create(cfg, tok, stats, tokenizer_stages=tmeta.get("stages"))
+    if stage == "fuse" and not bundle.stages.get("experts"):
+        raise ConfigError(f"{out}: the experts have not been trained yet")
+    train_files = select_clip_files(data_dir, cfg.data, "train")
+    val_files = select_clip_files(data_dir, cfg.data, "val")
+    train_clips, val_clips = load_clips(train_files, progress), load_clips(val_files, progress)
+    if bundle.vocab is None and cfg.data.use_text:
+        bundle.vocab = build_vocab(train_clips, cfg)
+        if bundle.model.config.text_vocab_size != len(bundle.vocab):
+            # the text embedding is sized by the vocabulary found in the training data
+            new_model_cfg = replace(cfg.model, text_vocab_size=len(bundle.vocab))
+            cfg = replace(cfg, model=new_model_cfg)
+            bundle.config = cfg
+            bundle.model = LiveGestureModel(new_model_cfg, cfg.masking)
+    train_set, val_set = make_datasets(bundle.stats, bundle.vocab, train_clips, val_clips, cfg)
+    tcfg = cfg.experts if stage == "experts" else cfg.fuse
+    if device is not None:
+        tcfg = replace(tcfg, device=device)
+    bundle.model.set_stage(1 if stage == "experts" else 2)
+    module = ARStage(bundle.model, bundle.tokenizer, stage)
+    holder: dict[str, Trainer] = {}
+
+    def loss_fn(m: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        module.step_holder[0] = holder["t"].step
+        return m(batch)
+
+    trainer = Trainer(module, loss_fn, train_set, tcfg, work, name=f"model-{stage}", val_set=val_set,
+                      params=[p for p in module.parameters() if p.requires_grad], progress=progress,
+                      collate=_collate_with_context(cfg.data.audio_context_frames))
+    holder["t"] = trainer
+    res = trainer.fit()
+    bundle.to("cpu")
+    bundle.model.eval()
+    bundle.stages[stage] = True
+    bundle.meta.setdefault("train_clips", [c.id for c in train_clips])
+    bundle.meta.setdefault("val_clips", [c.id for c in val_clips])
+    if trainer.dist.is_main:
+        bundle.save(out)
+    hist = res["history"]
+    k = max(1, len(hist) // 20)
+    return {"stage": stage, "first_loss": sum(v for _, v in hist[:k]) / k if hist else None,
+            "last_loss": sum(v for _, v in hist[-k:]) / k if hist else None, "val": res["val"],
+            "seconds": res["seconds"], "resumed": res["resumed"],
+            "train_clips": [c.id for c in train_clips], "val_clips": [c.id for c in val_clips]}
+
+
+@torch.no_grad()
+def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16) -> dict[str, float]:
+    """Mean per-token NLL (nats) on held-out windows: experts alone, the fuse, and the fuse with
+    the audio condition dropped to the null embedding (does the model use the audio?)."""
+    model: LiveGestureModel = bundle.model.eval()
+    module = ARStage(model, bundle.tokenizer, "fuse").eval()
+    collate = _collate_with_context(bundle.config.data.audio_context_frames)
+    sums = {"experts": 0.0, "fuse": 0.0, "fuse_no_audio": 0.0}
+    n = 0
+    K = model.codebook_size
+    for i in range(0, len(dataset), batch_size):
+        batch = module.prepare(collate([dataset[j] for j in range(i, min(len(dataset), i + batch_size))]))
+        tokens = batch["tokens"]
+        B, R, T = tokens.shape
+        exp = torch.stack([model.expert_loss(r, batch)[0] for r in model.regions]).mean()
+        feats = model.audio_features(batch["audio"], batch.get("words") if model.config.text_vocab_size else None,
+                                     int(batch["audio_context_frames"]))
+        ce = torch.nn.functional.cross_entropy
+        fused = model.teacher_forced(tokens, feats=feats)["fused"]
+        dropped = model.teacher_forced(tokens, feats=feats, drop=torch.ones(B, dtype=torch.bool))["fused"]
+        sums["experts"] += float(exp) * B
+        sums["fuse"] += float(ce(fused.reshape(-1, K), tokens.reshape(-1))) * B
+        sums["fuse_no_audio"] += float(ce(dropped.reshape(-1, K), tokens.reshape(-1))) * B
+        n += B
+    return {k: v / max(n, 1) for k, v in sums.items()}

@@ -1,0 +1,85 @@
+"""The AR model's training stages and `train all` on synthetic data (tiny sizes)."""
+
+import pytest
+from typer.testing import CliRunner
+
+from livegesture.bundle import ModelBundle
+from livegesture.cli import app
+from livegesture.data import write_synthetic_beat2
+from livegesture.errors import ConfigError
+from livegesture.train.ar_stage import heldout_token_nll, make_datasets, train_model_stage
+from livegesture.train.config import load_experiment
+from livegesture.train.data import load_clips, select_clip_files
+
+TINY = {
+    "tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
+    "tokenizer.codebook_size": 32, "model.codebook_size": 32, "model.dim": 32, "model.heads": 2,
+    "model.expert_blocks": 1, "model.fuse_blocks": 1, "model.window_tokens": 8,
+    "model.audio": {"dim": 32, "dilations": [1, 2]}, "masking.ramp_steps": 10,
+    "data.window_frames": 32, "data.audio_context_frames": 12,
+    **{f"{s}.{k}": v for s in ("tokenizer_stage1", "tokenizer_stage2", "experts", "fuse")
+       for k, v in (("steps", 30), ("batch_size", 8), ("device", "cpu"), ("checkpoint_every", 15),
+                    ("warmup_steps", 5))},
+    "experts.lr": 0.003, "fuse.lr": 0.003,
+}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic_beat2(root, n_clips=4, seconds=10, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m.safetensors"
+    res = CliRunner().invoke(app, ["train", "all", "--data", str(synth), "--out", str(out),
+                                   *[x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_train_all_writes_a_self_contained_model(trained):
+    out, output = trained
+    assert "experts: loss" in output and "fuse: loss" in output
+    b = ModelBundle.load(out)
+    assert b.stages["experts"] and b.stages["fuse"]
+    assert b.stages["tokenizer"] == {r: 2 for r in ("upper", "hands", "lower", "face")}
+    assert b.config.model.dim == 32 and b.meta["train_clips"] == ["2_scott_0_1_1", "2_scott_0_2_2"]
+    assert set(b.meta["versions"]) >= {"livegesture", "torch"}
+
+
+def test_stage_losses_fall_and_heldout_nll_is_finite(synth, tmp_path):
+    cfg = load_experiment("demo", {**TINY, "experts.steps": 60, "fuse.steps": 40})
+    from livegesture.train.tokenizer_stage import train_tokenizer
+
+    tok = tmp_path / "tok.safetensors"
+    for s in (1, 2):
+        train_tokenizer(synth, tok, cfg, "all", s, progress=False)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(ConfigError, match="train the experts first"):
+        train_model_stage(synth, out, None, "fuse", progress=False)
+    e = train_model_stage(synth, out, cfg, "experts", tok, progress=False)
+    assert e["last_loss"] < e["first_loss"]
+    f = train_model_stage(synth, out, None, "fuse", progress=False)
+    assert f["last_loss"] < f["first_loss"]
+    b = ModelBundle.load(out)
+    val = load_clips(select_clip_files(synth, cfg.data, "val"), progress=False)
+    _, val_set = make_datasets(b.stats, b.vocab, val, val, cfg)
+    nll = heldout_token_nll(b, val_set)
+    assert set(nll) == {"experts", "fuse", "fuse_no_audio"}
+    assert all(0 < v < 10 for v in nll.values())
+
+
+def test_decode_generated_tokens_to_motion(trained):
+    import torch
+
+    b = ModelBundle.load(trained[0])
+    from livegesture.data import synthetic_audio
+
+    audio, _ = synthetic_audio(2.0, seed=5)
+    toks = b.model.generate_tokens(torch.from_numpy(audio)[None], seed=0)
+    m = b.tokens_to_motion(toks[0])
+    assert len(m) == toks.shape[-1] * 4 == 60 - 60 % 4
+    assert m.poses.shape == (len(m), 55, 3)
