@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .app import train_app
+from .app import app, train_app
 from .options import experiment
 
 CONFIG_HELP = "preset name (demo, base) or YAML file; default: demo (or the model file's own)"
@@ -70,3 +70,25 @@ def train_all_cmd(
     for k in ("experts", "fuse"):
         _show(k, res[k])
     typer.echo(f"wrote {out}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Path = typer.Option(..., help="model file"),
+    data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
+    split: Optional[str] = typer.Option(None, help="split to evaluate (default: test when the folder has a CSV)"),
+    ids: Optional[str] = typer.Option(None, help="comma-separated clip ids (default: the held-out clips)"),
+    seed: int = typer.Option(0, help="sampling seed"),
+    extractor: Optional[Path] = typer.Option(None, help="FGD feature extractor file"),
+    guidance: Optional[float] = typer.Option(None, help="classifier-free guidance scale (default: config)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """Generate every clip from its audio alone and print the BEAT2 table beside the ground truth."""
+    from ..evaluate import evaluate_model, format_table
+    from .options import split_ids
+
+    res = evaluate_model(model, data, split, split_ids(ids) or None, seed,
+                         str(extractor) if extractor else None, guidance)
+    typer.echo(format_table(res))
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=2, default=str))

@@ -83,3 +83,17 @@ def test_decode_generated_tokens_to_motion(trained):
     m = b.tokens_to_motion(toks[0])
     assert len(m) == toks.shape[-1] * 4 == 60 - 60 % 4
     assert m.poses.shape == (len(m), 55, 3)
+
+
+def test_evaluate_prints_the_table(trained, synth, tmp_path):
+    import json
+
+    js = tmp_path / "e.json"
+    res = CliRunner().invoke(app, ["evaluate", "--model", str(trained[0]), "--data", str(synth),
+                                   "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(js.read_text())
+    assert out["clips"] == ["2_scott_0_4_4"]  # the split CSV's test clip
+    gen, gt = out["rows"]["generated"], out["rows"]["ground_truth"]
+    assert gen["l1div"] > 0 and gt["l1div"] > 0 and gen["face_mse"] > 0
+    assert "generated" in res.output and "ground_truth" in res.output and "approximate" in res.output
