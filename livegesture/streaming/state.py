@@ -60,6 +60,27 @@ def state_assign_(dst: StreamState, index: torch.Tensor | list[int], src: Stream
             v.index_copy_(0, idx.to(v.device), src[k])  # type: ignore[arg-type]
 
 
+def state_detach_(state: StreamState) -> StreamState:
+    """Cut the autograd history of every tensor in place (truncated BPTT across streamed calls).
+
+    Call it between two training chunks: later losses then backpropagate only into
+    the chunks after the cut, while the values carried over stay the same (same
+    tensors, same storage, so references held elsewhere see it too). Tensors
+    without history are left alone (inference tensors included). A state tensor
+    that is a view, which ``detach_`` cannot handle, is replaced by its detached
+    alias (same storage). Returns `state` for chaining.
+    """
+    for k, v in state.items():
+        if isinstance(v, dict):
+            state_detach_(v)
+        elif v.requires_grad or v.grad_fn is not None:
+            if v._is_view():
+                state[k] = v.detach()
+            else:
+                v.detach_()
+    return state
+
+
 def state_nbytes(state: StreamState) -> int:
     """Total bytes held, to check that memory stays constant over a stream."""
     return sum(state_nbytes(v) if isinstance(v, dict) else v.numel() * v.element_size()

@@ -151,3 +151,113 @@ def test_pending_is_host_side_and_select_works():
     assert sub["buf"].shape[0] == 2
     state_assign_(state, [1], state_select(conv.init_state(1, dtype=DT), [0]))
     assert state["pending"].tolist() == [1, 0, 1]
+
+
+# --- the two implementations (nn.Conv1d vs im2col + one addmm) --------------------------------------------
+
+def _pair(cfg, bias=True, seed=0):
+    """The same layer twice, one per implementation (identical parameters)."""
+    cin, cout, k, s, d, g = cfg
+    torch.manual_seed(seed)
+    a = CausalConv1d(cin, cout, k, stride=s, dilation=d, groups=g, bias=bias, impl="conv").to(DT)
+    b = CausalConv1d(cin, cout, k, stride=s, dilation=d, groups=g, bias=bias, impl="matmul").to(DT)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+G1 = [c for c in CONFIGS if c[5] == 1] + [(5, 7, 3, 1, 8, 1), (6, 4, 2, 3, 5, 1), (4, 4, 1, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("cfg", G1, ids=[f"k{k}s{s}d{d}" for _, _, k, s, d, _ in G1])
+@pytest.mark.parametrize("sched", ["ones", "pattern", "random", "whole"])
+def test_matmul_path_equals_conv_path(cfg, sched):
+    """Streamed with any schedule, both implementations give the same outputs and states (float64)."""
+    a, b = _pair(cfg, bias=sched != "pattern")
+    x = torch.randn(3, 37, cfg[0], dtype=DT)
+    sa, sb = a.init_state(3, dtype=DT), b.init_state(3, dtype=DT)
+    t = 0
+    for c in schedules(37, seed=2)[sched]:
+        ya, yb = a(x[:, t:t + c], sa), b(x[:, t:t + c], sb)
+        assert maxdiff(ya, yb) <= 1e-12
+        assert maxdiff(sa["buf"], sb["buf"]) == 0.0
+        t += c
+    if "pending" in sa:
+        assert torch.equal(sa["pending"], sb["pending"])
+
+
+def _conv1d_reference(x: torch.Tensor, weight, bias, k, s, d, g) -> torch.Tensor:
+    """F.conv1d on the left-zero-padded input, first s - 1 inputs of the padded signal skipped."""
+    P = (k - 1) * d
+    xp = torch.nn.functional.pad(x.transpose(1, 2), (P, 0))[:, :, s - 1:]
+    return torch.nn.functional.conv1d(xp, weight, bias, stride=s, dilation=d, groups=g).transpose(1, 2)
+
+
+@pytest.mark.parametrize("k, d, s, g", [(3, 1, 1, 1), (3, 2, 1, 1), (3, 8, 1, 1), (2, 5, 1, 1), (5, 3, 2, 1),
+                                        (4, 2, 3, 1), (1, 1, 2, 1), (7, 1, 4, 1), (3, 4, 1, 2), (3, 2, 2, 4)])
+@pytest.mark.parametrize("impl", ["auto", "matmul", "conv"])
+def test_random_against_F_conv1d(k, d, s, g, impl):
+    """Random sizes and chunk schedules against F.conv1d (mixed phases: test_reset_some_sessions)."""
+    if impl == "matmul" and g != 1:
+        pytest.skip("matmul path is groups == 1 only")
+    rng = torch.Generator().manual_seed(k * 1000 + d * 100 + s * 10 + g)
+    cin, cout = 4 * g, 3 * g
+    torch.manual_seed(k + d + s + g)
+    conv = CausalConv1d(cin, cout, k, stride=s, dilation=d, groups=g, impl=impl).to(DT)
+    for trial in range(3):
+        B, T = 1 + trial, int(torch.randint(1, 60, (1,), generator=rng))
+        x = torch.randn(B, T, cin, dtype=DT, generator=rng)
+        ref = _conv1d_reference(x, conv.conv.weight, conv.conv.bias, k, s, d, g)
+        assert maxdiff(conv(x), ref) <= 1e-12
+        # random schedule; chunks are multiples of the stride except possibly the last (in-phase batch)
+        sched, left = [], T
+        while left:
+            c = min(left, int(torch.randint(0, 3 * s + 2, (1,), generator=rng)))
+            sched.append(c)
+            left -= c
+        y, _ = run_stream(conv, x, sched)
+        assert maxdiff(y, ref) <= 1e-12
+
+
+@pytest.mark.parametrize("cfg", [(3, 5, 3, 1, 4, 1), (3, 4, 5, 2, 2, 1)], ids=["k3s1d4", "k5s2d2"])
+def test_matmul_path_gradients_equal_conv_path(cfg):
+    a, b = _pair(cfg)
+    x = torch.randn(2, 23, cfg[0], dtype=DT)
+    grads = []
+    for m in (a, b):
+        xi = x.clone().requires_grad_(True)
+        state = m.init_state(2, dtype=DT)
+        y, _ = run_stream(m, xi, [5, 1, 0, 9, 8], state)
+        (y.square().sum() + state["buf"].sum()).backward()  # through the outputs and the carried state
+        grads.append([xi.grad, m.conv.weight.grad, m.conv.bias.grad])
+    for ga, gb in zip(*grads):
+        assert maxdiff(ga, gb) <= 1e-12
+    assert torch.autograd.gradcheck(lambda xx: b(xx), (x[:1, :9].clone().requires_grad_(True),))
+
+
+def test_impl_choice_and_checkpoint_compatibility():
+    x = torch.randn(1, 4, 3)
+    m = CausalConv1d(3, 4, 3, dilation=2)
+    st = m.init_state(1)
+    with torch.no_grad():
+        assert m._use_matmul(x, st, 20) and m._use_matmul(x, st, 512)  # CPU, groups 1, streaming sized
+        assert not m._use_matmul(x, st, 513)  # long offline call: nn.Conv1d
+    assert m._use_matmul(x, st, 64) and not m._use_matmul(x, st, 65)  # autograd records: lower bound
+    m.conv.requires_grad_(False)
+    assert m._use_matmul(x, st, 512)
+    g = CausalConv1d(4, 4, 3, dilation=2, groups=2)
+    assert not g._use_matmul(torch.randn(1, 4, 4), g.init_state(1), 1)
+    assert not CausalConv1d(3, 4, 3, impl="conv")._use_matmul(x, st, 1)
+    assert CausalConv1d(3, 4, 3, impl="matmul")._use_matmul(x, st, 10 ** 6)
+    with pytest.raises(ValueError):
+        CausalConv1d(3, 4, 3, impl="fft")
+    with pytest.raises(ValueError):
+        CausalConv1d(4, 4, 3, groups=2, impl="matmul")
+    a, b = _pair((3, 4, 3, 2, 2, 1))
+    assert list(a.state_dict()) == list(b.state_dict()) == ["conv.weight", "conv.bias"]
+    assert a.init_state(2, dtype=DT).keys() == b.init_state(2, dtype=DT).keys()
+    for u, v in zip(a.init_state(2, dtype=DT).values(), b.init_state(2, dtype=DT).values()):
+        assert u.shape == v.shape and u.device == v.device
+    # float32 too (MKL-DNN may serve nn.Conv1d there): same to rounding
+    a32, b32 = a.float(), b.float()
+    x32 = torch.randn(2, 30, 3)
+    assert maxdiff(a32(x32), b32(x32)) <= 1e-5

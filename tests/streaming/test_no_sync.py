@@ -25,6 +25,9 @@ def test_source_has_no_host_reads(module):
 @pytest.mark.parametrize("make, dim", [
     (lambda: CausalConv1d(4, 6, 3, stride=1, dilation=2), 4),
     (lambda: CausalConv1d(4, 6, 5, stride=4, dilation=1), 4),
+    (lambda: CausalConv1d(4, 6, 3, stride=1, dilation=2, impl="conv"), 4),
+    (lambda: CausalConv1d(4, 6, 5, stride=4, dilation=3, impl="matmul"), 4),
+    (lambda: CausalConv1d(4, 6, 5, stride=4, dilation=3, impl="conv"), 4),
     (lambda: TimeUnfold(4, 3, 4), 4),
     (lambda: StreamingSelfAttention(16, 4, 6, max_step=2), 16),
 ])
@@ -48,9 +51,10 @@ def test_cross_attention_step_runs_on_meta_device():
         assert y.shape == (2, tq, 16)
 
 
-def test_strided_conv_mixed_phases_on_meta_device():
+@pytest.mark.parametrize("impl", ["conv", "matmul"])
+def test_strided_conv_mixed_phases_on_meta_device(impl):
     """Per-session phases are handled with a device gather driven by the host-side counter."""
-    m = CausalConv1d(4, 6, 5, stride=4).to("meta")
+    m = CausalConv1d(4, 6, 5, stride=4, impl=impl).to("meta")
     state = m.init_state(3, device="meta")
     state["pending"].copy_(torch.tensor([0, 1, 3]))
     assert m(torch.empty(3, 8, 4, device="meta"), state).shape == (3, 2, 6)
