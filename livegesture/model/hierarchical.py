@@ -238,21 +238,38 @@ class LiveGestureModel(nn.Module):
         """Stage 1: cross-entropy of one expert (teacher forcing, embedding noise and CFG dropout in
         training mode). `batch`: ``tokens`` (B, R, T) (or (B, T) of this region), ``audio`` (B, S),
         optional ``words`` (B, W) and ``audio_context_frames``."""
-        tokens = batch["tokens"]
-        if tokens.dim() == 3:
-            tokens = tokens[:, self.regions.index(region)]
-        tokens = tokens.to(self.null_audio.device)
-        T = tokens.shape[1]
+        return self.experts_loss(batch, (region,), generator)
+
+    def experts_loss(self, batch: Mapping[str, Any], regions: Sequence[str] | None = None,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Stage 1 for several experts at once: the mean of their independent cross-entropies, with the
+        shared audio features computed once (each expert only ever sees its own region's tokens)."""
+        regions = tuple(regions or self.regions)
+        tokens = batch["tokens"].to(self.null_audio.device)
+        if tokens.dim() == 2:
+            if len(regions) != 1:
+                raise ValueError("tokens (B, T) of one region need exactly one region")
+            tokens = tokens[:, None]
+            rows = [0]
+        else:
+            rows = [self.regions.index(r) for r in regions]
+        T = tokens.shape[-1]
         feats, drop = self._condition(batch, generator)
         feats = feats[:, :FRAMES_PER_TOKEN * T]
         if drop is not None:
             feats = torch.where(drop[:, None, None], self.null_audio.to(feats.dtype), feats)
-        expert = self.experts[region]
-        state = expert.init_state(tokens.shape[0], feats.device, feats.dtype)
         noise = self.config.embed_noise_std if self.training else 0.0
-        h = expert.step(shift_right(tokens, self.bos_id), state, feats, noise, generator)
-        loss = F.cross_entropy(expert.head(h).flatten(0, 1), tokens.flatten())
-        return loss, {f"ce_{region}": float(loss.detach())}
+        losses, metrics = [], {}
+        for r, i in zip(regions, rows):
+            expert = self.experts[r]
+            state = expert.init_state(tokens.shape[0], feats.device, feats.dtype)
+            h = expert.step(shift_right(tokens[:, i], self.bos_id), state, feats, noise, generator)
+            ce = F.cross_entropy(expert.head(h).flatten(0, 1), tokens[:, i].flatten())
+            losses.append(ce)
+            metrics[f"ce_{r}"] = float(ce.detach())
+        loss = torch.stack(losses).mean()
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
 
     def loss(self, batch: Mapping[str, Any], step: int = 0,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -282,6 +299,23 @@ class LiveGestureModel(nn.Module):
         return loss, {"loss": float(loss.detach()), "ce_local": float(l_local.detach()),
                       "ce_fuse": float(l_fuse.detach()), "masked_frac": float(token_mask.float().mean())}
 
+    def forward(self, batch: Mapping[str, Any], stage: int = 2, step: int = 0,
+                regions: Sequence[str] | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss of `stage` (1: :meth:`experts_loss` over `regions`, all by default; 2: :meth:`loss`),
+        as ``forward`` so that DDP synchronises it. Stage 1 with a subset of regions leaves the other
+        experts' parameters unused (DDP then needs ``find_unused_parameters``)."""
+        if stage == 1:
+            return self.experts_loss(batch, regions, generator)
+        if stage == 2:
+            return self.loss(batch, step, generator)
+        raise ValueError(f"stage must be 1 or 2, got {stage}")
+
+    def bos_inputs(self, batch_size: int, device=None) -> torch.Tensor:
+        """The inputs (B, R, 1) of position 0 of every session: BOS for every region."""
+        return torch.full((batch_size, self.num_regions, 1), self.bos_id, dtype=torch.long,
+                          device=device if device is not None else self.null_audio.device)
+
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate_tokens(self, audio: torch.Tensor, seed: int | Sequence[int] = 0,
@@ -300,7 +334,7 @@ class LiveGestureModel(nn.Module):
         sampler = TokenSampler(sampling, seeds, self.null_audio.device)
         feats = self.encode_audio(audio.to(self.null_audio.device), state, words)
         T = feats.shape[1] // FRAMES_PER_TOKEN
-        prev = torch.full((B, self.num_regions, 1), self.bos_id, dtype=torch.long, device=feats.device)
+        prev = self.bos_inputs(B, feats.device)
         out = torch.empty(B, self.num_regions, T, dtype=torch.long, device=feats.device)
         for tau in range(T):
             logits = self.step(state, feats[:, FRAMES_PER_TOKEN * tau:FRAMES_PER_TOKEN * (tau + 1)], prev,

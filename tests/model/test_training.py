@@ -62,7 +62,10 @@ def _stage1(model: LiveGestureModel, steps: int, make, g: torch.Generator, regio
     losses = []
     for _ in range(steps):
         batch = make(g)
-        loss = sum(model.expert_loss(r, batch, g)[0] for r in regions or model.regions) / len(regions or model.regions)
+        if regions is not None and len(regions) == 1:
+            loss = model.expert_loss(regions[0], batch, g)[0]
+        else:
+            loss = model(batch, stage=1, regions=regions, generator=g)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -1,0 +1,80 @@
+"""Config presets and validation; stage-1 loss bookkeeping; forward dispatch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from livegesture.config import from_dict, to_dict
+from livegesture.errors import ConfigError
+from livegesture.model import LiveGestureModel, ModelConfig, SamplingConfig
+
+from ._util import audio_for, tiny_model
+
+
+def test_presets():
+    d, b = ModelConfig.demo(), ModelConfig.base()
+    assert (d.dim, d.heads, d.expert_blocks, d.fuse_blocks, d.codebook_size, d.window_tokens, d.audio.dim) == \
+        (128, 4, 2, 2, 256, 32, 128)
+    assert (b.dim, b.heads, b.expert_blocks, b.fuse_blocks, b.codebook_size, b.window_tokens) == (256, 4, 4, 4, 512, 32)
+    assert b.audio_window_frames == 128 and 0 < b.cond_drop_prob <= 0.2 and b.lambda_local == 0.3
+    assert ModelConfig.demo(text_vocab_size=50).audio.vocab_size == 50  # the encoder follows the model's vocab
+
+
+def test_config_roundtrip_and_validation():
+    cfg = ModelConfig.demo(dropout=0.2)
+    assert from_dict(ModelConfig, to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError):
+        from_dict(ModelConfig, {"dims": 3})
+    with pytest.raises(ValueError):
+        ModelConfig(dim=30, heads=4)
+    with pytest.raises(ValueError):
+        ModelConfig(cond_drop_prob=1.0)
+    with pytest.raises(ValueError):
+        SamplingConfig(top_p=0.0)
+    assert not SamplingConfig(guidance_scale=1.0).guided and SamplingConfig(temperature=0).is_greedy
+
+
+@torch.no_grad()
+def test_experts_loss_is_mean_of_independent_losses():
+    model = tiny_model()
+    g = torch.Generator().manual_seed(0)
+    batch = {"tokens": torch.randint(model.codebook_size, (2, 4, 6), generator=g), "audio": audio_for(6, 2)}
+    each = [model.expert_loss(r, batch)[0] for r in model.regions]
+    both, metrics = model(batch, stage=1)
+    assert torch.allclose(both, torch.stack(each).mean(), atol=1e-12)
+    assert set(metrics) == {"loss", *(f"ce_{r}" for r in model.regions)}
+    # an expert's loss only depends on its own region's tokens
+    t2 = batch["tokens"].clone()
+    t2[:, 1:] = (t2[:, 1:] + 1) % model.codebook_size
+    assert torch.equal(model.expert_loss("upper", {**batch, "tokens": t2})[0], each[0])
+    single = model.expert_loss("upper", {**batch, "tokens": batch["tokens"][:, 0]})[0]
+    assert torch.equal(single, each[0])
+    loss2, m2 = model(batch, stage=2)
+    assert set(m2) >= {"loss", "ce_local", "ce_fuse"}
+    assert loss2 == pytest.approx(0.3 * m2["ce_local"] + m2["ce_fuse"], rel=1e-6)
+    with pytest.raises(ValueError):
+        model(batch, stage=3)
+
+
+def test_audio_context_frames_are_dropped():
+    model = tiny_model()
+    a = audio_for(3 + 6, 2)  # 12 context frames (3 tokens) + 6 tokens
+    with torch.no_grad():
+        full = model.audio_features(a)
+        win = model.audio_features(a, context_frames=12)
+    assert win.shape[1] == 24 and torch.equal(win, full[:, 12:])
+
+
+def test_gradients_reach_stage_parameters():
+    model = LiveGestureModel(tiny_model().config)
+    g = torch.Generator().manual_seed(0)
+    batch = {"tokens": torch.randint(model.codebook_size, (2, 4, 6), generator=g), "audio": audio_for(6, 2)}
+    for stage in (1, 2):
+        model.set_stage(stage)
+        model.train()
+        model.zero_grad(set_to_none=True)
+        model(batch, stage=stage, step=10**6)[0].backward()
+        trained = model.stage_parameters(stage)
+        assert all(p.grad is not None for p in trained if p is not model.null_audio)
+        assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
