@@ -1,0 +1,299 @@
+"""The public inference API: live streams and whole clips, one code path (DESIGN.md §1, §6).
+
+>>> model = LiveGesture.load("model.safetensors")
+>>> session = model.stream(seed=0)          # one live stream, 16 kHz mono float32
+>>> out = session.push(chunk)               # Motion of the frames that became final (maybe 0)
+>>> rest = session.close()                  # whatever is still pending
+>>> motion = model.generate(audio, seed=0)  # == streaming the whole clip
+
+Emission rule (the zero look-ahead contract): the 4 frames of token ``tau`` are emitted by
+the first push after which the session holds the audio up to the end of that token, i.e.
+``ceil((4 tau + 4) * 1600 / 3)`` samples at 16 kHz. Each push feeds the model's streaming
+audio encoder, then for every complete group of 4 new frame features runs one
+:meth:`LiveGestureModel.step` (all regions and the fuse, with the classifier-free guidance
+stream in the same batched call), samples the token with the session's seeded
+:class:`TokenSampler`, decodes the 4 frames of every region with the streaming tokenizer
+decoder state and denormalises them. :meth:`LiveGesture.generate` is exactly one push of the
+whole clip followed by :meth:`StreamSession.close`, so offline == streaming by construction.
+
+Several sessions advance in one batched model call with :class:`SessionBatch`
+(:meth:`LiveGesture.stream_batch`): its sessions stay in lockstep, every push gives each
+session a chunk of the *same length*, so they always hold the same amount of audio and
+need the same model steps. Each session's frames equal those it would get alone (its own
+seed, its own state rows).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .body.constants import REGIONS
+from .bundle import ModelBundle
+from .data.audio import SAMPLE_RATE, prepare_audio
+from .errors import AudioError, LiveGestureError
+from .model.config import FRAMES_PER_TOKEN, SamplingConfig
+from .model.sampling import TokenSampler
+from .motion import Motion
+from .streaming.state import state_nbytes
+
+__all__ = ["LiveGesture", "SessionBatch", "StreamSession"]
+
+_LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # lower-region features: x / z per-frame translation velocity
+
+
+def check_chunk(chunk: object, what: str = "chunk") -> np.ndarray:
+    """A pushed chunk as a 1-D float32 array; :class:`AudioError` naming the problem otherwise.
+
+    Accepts 1-D float32 (or float64, converted) numpy arrays; integer samples, 2-D arrays
+    (channels), NaN and Inf are refused (convert with :func:`prepare_audio` first)."""
+    if not isinstance(chunk, np.ndarray):
+        raise AudioError(f"{what}: expected a 1-D float32 numpy array, got {type(chunk).__name__}")
+    if chunk.ndim != 1:
+        raise AudioError(f"{what}: expected a 1-D (samples,) mono array, got shape {chunk.shape} "
+                         "(mix channels down first, e.g. with livegesture.data.audio.prepare_audio)")
+    if chunk.dtype not in (np.float32, np.float64):
+        raise AudioError(f"{what}: unsupported sample type {chunk.dtype}; push float32 samples in [-1, 1] "
+                         "(convert integers with livegesture.data.audio.prepare_audio)")
+    if chunk.size and not np.isfinite(chunk).all():
+        raise AudioError(f"{what}: contains NaN or Inf samples")
+    return np.ascontiguousarray(chunk, dtype=np.float32)
+
+
+class SessionBatch:
+    """``n`` live sessions advanced together, one batched model call per token.
+
+    Rule: the sessions move in lockstep. Every :meth:`push` takes one chunk per session and
+    all chunks must have the same length (a (n, N) array or a list of n 1-D arrays), so the
+    sessions always hold the same amount of audio and need the same steps. Sessions with
+    different timing need separate batches (or :class:`StreamSession`). Each session's
+    output equals what it would get alone with its seed.
+
+    A final partial token (audio that ends inside a token) is never emitted.
+    """
+
+    def __init__(self, engine: "LiveGesture", seeds: Sequence[int], sample_rate: int = SAMPLE_RATE,
+                 sampling: SamplingConfig | None = None):
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise AudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise LiveGestureError("a session batch needs at least one session")
+        self.engine, self.seeds, self.sample_rate = engine, seeds, int(sample_rate)
+        self.sampling = sampling or engine.sampling
+        b, model = engine.bundle, engine.bundle.model
+        self._device = model.null_audio.device
+        B = self.size
+        self._state = model.init_state(B, guidance=self.sampling.guided)
+        self._dec = {r: b.tokenizer[r].init_decode_state(B, self._device) for r in REGIONS}
+        self._sampler = TokenSampler(self.sampling, seeds, self._device)
+        self._prev = torch.full((B, model.num_regions, 1), model.bos_id, dtype=torch.long, device=self._device)
+        # features of completed frames not yet consumed by a token: < 4 frames, preallocated
+        self._pending = torch.zeros(B, FRAMES_PER_TOKEN - 1, model.audio_encoder.dim, device=self._device,
+                                    dtype=model.null_audio.dtype)
+        self._n_pending = 0
+        self._offset = np.zeros((B, 2), np.float64)  # running x / z translation of each session
+        self._resamplers = None
+        if self.sample_rate != SAMPLE_RATE:
+            import soxr
+
+            self._resamplers = [soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32",
+                                                    quality="VHQ") for _ in seeds]
+        self.samples_pushed = 0      # input samples (at `sample_rate`) per session
+        self.frames_emitted = 0      # frames emitted per session so far (index of the next frame)
+        self.last_tokens = torch.zeros(B, model.num_regions, 0, dtype=torch.long)  # tokens of the last call
+        self.closed = False
+
+    @property
+    def size(self) -> int:
+        return len(self.seeds)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def state_nbytes(self) -> int:
+        """Bytes of every per-session tensor (model, decoders, pending features): constant over a stream."""
+        return (state_nbytes(self._state) + sum(state_nbytes(s) for s in self._dec.values())
+                + self._pending.numel() * self._pending.element_size() + self._prev.numel() * 8)
+
+    # ------------------------------------------------------------------ pushing audio
+    def push(self, chunks: np.ndarray | Sequence[np.ndarray]) -> list[Motion]:
+        """Push one chunk per session; returns per session the Motion of the frames that became
+        final (possibly 0 frames). Bad chunks raise :class:`AudioError` before anything changes."""
+        if self.closed:
+            raise LiveGestureError("this session is closed; start a new one with model.stream()")
+        if isinstance(chunks, np.ndarray) and chunks.ndim == 2 and self.size > 1:
+            chunks = list(chunks)
+        elif isinstance(chunks, np.ndarray):
+            chunks = [chunks]
+        chunks = list(chunks)
+        if len(chunks) != self.size:
+            raise AudioError(f"got {len(chunks)} chunks for a batch of {self.size} sessions")
+        xs = [check_chunk(c, "chunk" if self.size == 1 else f"chunk of session {i}") for i, c in enumerate(chunks)]
+        if len({len(x) for x in xs}) != 1:
+            raise AudioError(f"chunks of a session batch must have equal lengths, got {[len(x) for x in xs]}")
+        self.samples_pushed += len(xs[0])
+        if self._resamplers is not None:
+            xs = [r.resample_chunk(x) for r, x in zip(self._resamplers, xs)]
+        return self._advance(xs)
+
+    def close(self) -> list[Motion]:
+        """End the streams: per session whatever is still pending (the resampler's tail when
+        resampling, else nothing). A final partial token is NOT emitted, so without resampling
+        this is the empty Motion. Closing twice returns empty Motions."""
+        if self.closed:
+            return [Motion.empty() for _ in range(self.size)]
+        out = [Motion.empty() for _ in range(self.size)]
+        self.last_tokens = self.last_tokens[..., :0]
+        if self._resamplers is not None:
+            tails = [r.resample_chunk(np.zeros(0, np.float32), last=True) for r in self._resamplers]
+            n = min(len(t) for t in tails)
+            out = self._advance([np.ascontiguousarray(t[:n], np.float32) for t in tails])
+        self.closed = True
+        return out
+
+    # ------------------------------------------------------------------ the one code path
+    @torch.no_grad()
+    def _advance(self, xs: list[np.ndarray]) -> list[Motion]:
+        b, model = self.engine.bundle, self.engine.bundle.model
+        B, K4 = self.size, FRAMES_PER_TOKEN
+        buf = self._pending[:, :self._n_pending]
+        if len(xs[0]):
+            x = torch.from_numpy(np.stack(xs)).to(self._device)
+            feats = model.encode_audio(x, self._state)
+            if feats.shape[1]:
+                buf = torch.cat([buf, feats.to(buf.dtype)], dim=1)
+        n = buf.shape[1] // K4
+        rest = buf[:, K4 * n:]
+        self._pending[:, :rest.shape[1]].copy_(rest)
+        self._n_pending = rest.shape[1]
+        if n == 0:
+            self.last_tokens = self._prev.new_zeros(B, model.num_regions, 0).cpu()
+            return [Motion.empty() for _ in range(B)]
+        toks = []
+        for tau in range(n):
+            logits = model.step(self._state, buf[:, K4 * tau:K4 * (tau + 1)], self._prev,
+                                self.sampling.guidance_scale)
+            tok = self._sampler.sample(logits[:, :, 0])  # type: ignore[index]
+            toks.append(tok)
+            self._prev = tok[:, :, None]
+        tokens = torch.stack(toks, dim=-1)  # (B, R, n)
+        self.last_tokens = tokens.cpu()
+        feats = {r: b.stats.denormalize(r, b.tokenizer[r].decode(tokens[:, i], self._dec[r]).float().cpu().numpy())
+                 for i, r in enumerate(REGIONS)}
+        out = []
+        for s in range(B):
+            f = {r: v[s] for r, v in feats.items()}
+            m = Motion.from_regions(f)
+            lower = f["lower"].astype(np.float64)
+            for j, (axis, dim) in enumerate(((0, _LOWER_VEL_X), (2, _LOWER_VEL_Z))):
+                pos = self._offset[s, j] + np.cumsum(lower[:, dim])
+                m.trans[:, axis] = pos.astype(np.float32)
+                self._offset[s, j] = pos[-1]
+            out.append(m)
+        self.frames_emitted += K4 * n
+        return out
+
+
+class StreamSession:
+    """One live stream: :meth:`push` chunks of any length, get the frames that became final.
+
+    Audio is mono float32 at the session's ``sample_rate`` (1-D numpy chunks; float64 is
+    converted, int16 / 2-D / NaN / Inf raise :class:`AudioError` and leave the session
+    usable). Other rates than 16 kHz are resampled in streaming fashion (soxr
+    ``ResampleStream``, VHQ), which adds the resampler's delay before audio reaches the model.
+    The 4 frames of token ``tau`` are emitted as soon as the audio up to the end of that token
+    has arrived; frames are never revised. Translation x/z continues across pushes.
+    """
+
+    def __init__(self, engine: "LiveGesture", seed: int = 0, sample_rate: int = SAMPLE_RATE,
+                 sampling: SamplingConfig | None = None):
+        self._batch = SessionBatch(engine, [seed], sample_rate, sampling)
+        self.seed = int(seed)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._batch.sample_rate
+
+    @property
+    def samples_pushed(self) -> int:
+        return self._batch.samples_pushed
+
+    @property
+    def frames_emitted(self) -> int:
+        return self._batch.frames_emitted
+
+    @property
+    def last_tokens(self) -> torch.Tensor:
+        """Token ids (R, n) sampled by the last push/close (regions in ``REGIONS`` order)."""
+        return self._batch.last_tokens[0]
+
+    @property
+    def closed(self) -> bool:
+        return self._batch.closed
+
+    def state_nbytes(self) -> int:
+        return self._batch.state_nbytes()
+
+    def push(self, chunk: np.ndarray) -> Motion:
+        """Push a 1-D float32 chunk of any length (0 included); returns the Motion of the frames
+        that became final with it (possibly 0 frames)."""
+        if isinstance(chunk, np.ndarray) and chunk.ndim != 1:
+            check_chunk(chunk)  # raises, naming the shape
+        return self._batch.push([chunk])[0]
+
+    def close(self) -> Motion:
+        """End the stream and return the frames that remain. A final partial token (audio that
+        ends inside a token's 4 frames) is NOT emitted, so at 16 kHz every frame was already
+        returned by :meth:`push` and this is the empty Motion; when resampling it holds the frames
+        completed by the resampler's tail."""
+        return self._batch.close()[0]
+
+
+class LiveGesture:
+    """A loaded LiveGesture model: :meth:`stream` live sessions, :meth:`generate` whole clips."""
+
+    def __init__(self, bundle: ModelBundle):
+        self.bundle = bundle
+        self.bundle.model.eval()
+        self.bundle.tokenizer.eval()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "LiveGesture":
+        """Load a model file (``livegesture train all`` output). Without a path this will load the
+        bundled demo model, which is not installed yet."""
+        if path is None:
+            raise LiveGestureError("no bundled demo model is installed yet; pass the path of a model file "
+                                   "(e.g. one written by 'livegesture train all')")
+        return cls(ModelBundle.load(path, device))
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return self.bundle.config.sampling
+
+    def stream(self, seed: int = 0, sample_rate: int = SAMPLE_RATE,
+               sampling: SamplingConfig | None = None) -> StreamSession:
+        """A new live session (seeded; `sampling` overrides the model file's sampling config)."""
+        return StreamSession(self, seed, sample_rate, sampling)
+
+    def stream_batch(self, n: int, seeds: Sequence[int] | None = None, sample_rate: int = SAMPLE_RATE,
+                     sampling: SamplingConfig | None = None) -> SessionBatch:
+        """`n` lockstep sessions advanced by one batched model call (seeds default to 0..n-1);
+        see :class:`SessionBatch` for the equal-length rule."""
+        seeds = list(range(n)) if seeds is None else list(seeds)
+        if len(seeds) != n:
+            raise LiveGestureError(f"{len(seeds)} seeds for {n} sessions")
+        return SessionBatch(self, seeds, sample_rate, sampling)
+
+    def generate(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, seed: int = 0,
+                 sampling: SamplingConfig | None = None) -> Motion:
+        """Motion of a whole clip: exactly streaming it (one push of everything, then close).
+
+        `audio` may be any array :func:`prepare_audio` accepts (float/int16/int32, mono or
+        (samples, channels)); it is mixed to mono float32 first, then streamed at `sample_rate`."""
+        x = prepare_audio(audio, sample_rate, target_rate=sample_rate)  # dtype / channels only
+        session = self.stream(seed, sample_rate, sampling)
+        return Motion.concatenate([session.push(x), session.close()])
