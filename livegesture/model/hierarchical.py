@@ -273,9 +273,14 @@ class LiveGestureModel(nn.Module):
 
     def loss(self, batch: Mapping[str, Any], step: int = 0,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Stage 2: ``L_AR = lambda_local * CE(local) + lambda_fuse * CE(fused)`` with UGM (from a
-        no-grad teacher-forced pass), RM, embedding noise and CFG dropout (the last three in training
-        mode). `batch` as for :meth:`expert_loss` with ``tokens`` (B, R, T)."""
+        """Stage 2: ``L_AR = lambda_local * CE(local) + lambda_fuse * CE(fused)`` on corrupted inputs.
+
+        In training mode: CFG dropout (per sequence, shared by both passes), UGM (the fused
+        probabilities of the true tokens come from a no-grad teacher-forced pass of the current
+        model on the clean inputs under the same condition and without noise; the
+        ``masking.num_masked(step, T)`` least likely history tokens per sequence and region become
+        MASK), RM, and embedding noise. Targets are the clean tokens. `batch` as for
+        :meth:`expert_loss` with ``tokens`` (B, R, T)."""
         tokens = batch["tokens"].to(self.null_audio.device)
         B, R, T = tokens.shape
         feats, drop = self._condition(batch, generator)

@@ -78,3 +78,30 @@ def test_gradients_reach_stage_parameters():
         trained = model.stage_parameters(stage)
         assert all(p.grad is not None for p in trained if p is not model.null_audio)
         assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+
+
+def test_window_dataset_batch_through_tokenizers_and_losses():
+    """The training data path: WindowDataset batch -> tokenizers' encode -> stage-1 and stage-2 losses."""
+    import numpy as np
+    from torch.utils.data import DataLoader
+
+    from livegesture.data import ClipData, WindowDataset, synthetic_motion
+    from livegesture.model import batch_tokens
+    from livegesture.tokenizer import MotionTokenizer, TokenizerConfig
+
+    rng = np.random.default_rng(0)
+    clip = ClipData("2_a_0_1_1", synthetic_motion(100, seed=0),
+                    rng.uniform(-0.1, 0.1, round(100 * 16000 / 30)).astype(np.float32), None)
+    ds = WindowDataset([clip], window_frames=32, stride_frames=12, audio_context_frames=12)
+    batch = next(iter(DataLoader(ds, batch_size=3, collate_fn=ds.collate)))
+    torch.manual_seed(0)
+    tok = MotionTokenizer(TokenizerConfig(hidden=16, latent_dim=8, code_dim=4, codebook_size=16,
+                                          encoder_blocks=1, decoder_blocks=1)).eval()
+    tokens = batch_tokens(tok, batch)
+    assert tokens.shape == (3, 4, 8) and tokens.dtype == torch.long
+    model = LiveGestureModel(tiny_model().config).float()
+    model.train()
+    b = {"tokens": tokens, "audio": batch["audio"], "audio_context_frames": 12}
+    l1, _ = model(b, stage=1)
+    l2, _ = model(b, stage=2, step=1000)
+    assert torch.isfinite(l1) and torch.isfinite(l2)
