@@ -219,7 +219,10 @@ class LiveGestureModel(nn.Module):
 
     def _condition(self, batch: Mapping[str, Any], generator: torch.Generator | None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Training audio features (text dropped per sequence) and the CFG drop mask."""
+        """Training audio features (text dropped per sequence) and the CFG drop mask.
+
+        The window audio must give exactly 4T frames once ``audio_context_frames`` are dropped: a
+        missing context count would otherwise shift every feature silently."""
         audio = batch["audio"]
         B = audio.shape[0]
         dev = self.null_audio.device
@@ -227,7 +230,13 @@ class LiveGestureModel(nn.Module):
         if words is not None and self.training and self.config.text_drop_prob > 0:
             keep = torch.rand(B, generator=generator, device=dev) >= self.config.text_drop_prob
             words = words.to(dev) * keep[:, None].to(words.dtype)
-        feats = self.audio_features(audio.to(dev), words, int(batch.get("audio_context_frames", 0)))
+        ctx = int(batch.get("audio_context_frames", 0))
+        feats = self.audio_features(audio.to(dev), words, ctx)
+        T = batch["tokens"].shape[-1]
+        if feats.shape[1] != FRAMES_PER_TOKEN * T:
+            raise ValueError(f"the audio gives {feats.shape[1]} frames after {ctx} context frames, the tokens "
+                             f"need {FRAMES_PER_TOKEN * T}: window audio of ceil(W*16000/30) samples (plus "
+                             f"batch['audio_context_frames'] of context) is expected")
         drop = None
         if self.training and self.config.cond_drop_prob > 0:
             drop = torch.rand(B, generator=generator, device=dev) < self.config.cond_drop_prob

@@ -105,3 +105,5 @@ def test_window_dataset_batch_through_tokenizers_and_losses():
     l1, _ = model(b, stage=1)
     l2, _ = model(b, stage=2, step=1000)
     assert torch.isfinite(l1) and torch.isfinite(l2)
+    with pytest.raises(ValueError, match="context"):  # context frames not declared: misaligned, refused
+        model({"tokens": tokens, "audio": batch["audio"]}, stage=1)

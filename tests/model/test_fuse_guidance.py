@@ -85,7 +85,7 @@ def test_text_is_added_and_dropped():
         with_text = model.audio_features(audio, words)
     assert (with_text - plain).abs().min() > 0
     model.train()
-    feats, _ = model._condition({"audio": audio, "words": words}, torch.Generator().manual_seed(0))
+    feats, _ = model._condition({"tokens": torch.zeros(8, 4, 4, dtype=torch.long), "audio": audio, "words": words}, torch.Generator().manual_seed(0))
     kept = [(feats[i] - plain[i]).abs().max() > 1e-9 for i in range(8)]
     assert 0 < sum(kept) < 8  # per sequence: some keep their words, some lose them
 
