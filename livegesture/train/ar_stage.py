@@ -43,13 +43,8 @@ class ARStage(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         b = self.prepare(batch)
-        if self.stage == "experts":
-            losses, logs = [], {}
-            for r in self.regions:
-                loss, log = self.model.expert_loss(r, b)
-                losses.append(loss)
-                logs.update(log)
-            return torch.stack(losses).mean(), logs
+        if self.stage == "experts":  # the shared audio is encoded once for all experts
+            return self.model.experts_loss(b, self.regions)
         return self.model.loss(b, step=self.step_holder[0])
 
 
@@ -177,7 +172,7 @@ def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16) -> d
         batch = module.prepare(collate([dataset[j] for j in range(i, min(len(dataset), i + batch_size))]))
         tokens = batch["tokens"]
         B, R, T = tokens.shape
-        exp = torch.stack([model.expert_loss(r, batch)[0] for r in model.regions]).mean()
+        exp = model.experts_loss(batch)[0]
         feats = model.audio_features(batch["audio"], batch.get("words") if model.config.text_vocab_size else None,
                                      int(batch["audio_context_frames"]))
         ce = torch.nn.functional.cross_entropy
