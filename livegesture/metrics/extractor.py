@@ -16,7 +16,6 @@ Weights are saved as safetensors with the JSON config in the file's metadata.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..body.constants import NUM_JOINTS, PARENTS
 from ..errors import CheckpointError
 
 POSE_DIM = NUM_JOINTS * 6
-FORMAT = "livegesture.fgd_extractor/1"
+KIND = "fgd-extractor"
 
 
 @dataclass(frozen=True)
@@ -181,43 +180,25 @@ class FgdExtractor(nn.Module):
 
     # -------------------------------------------------------------- files
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write weights + normalisation as safetensors (config JSON in its metadata),
-        atomically."""
-        from safetensors.torch import save_file
+        """Write weights + normalisation as a LiveGesture model file (safetensors, config JSON in
+        its metadata), atomically."""
+        from ..modelio import save_model_file
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT, "config": json.dumps(asdict(self.config))}
-        if extra:
-            meta["info"] = json.dumps(extra)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-        return path
+        return save_model_file(path, tensors, KIND, {"config": asdict(self.config), "info": extra or {}})
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "FgdExtractor":
-        """Read a file written by :meth:`save`."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
+        """Read a file written by :meth:`save` (use :func:`load_external` for other checkpoints)."""
+        from ..modelio import load_model_file
 
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such FGD extractor file")
+        state, meta = load_model_file(path, kind=KIND)
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
-        if meta.get("format") != FORMAT or "config" not in meta:
-            raise CheckpointError(f"{path}: not a livegesture FGD extractor (format "
-                                  f"{meta.get('format')!r}); use load_external() for other "
-                                  "checkpoints")
-        try:
-            config = FgdConfig.from_dict(json.loads(meta["config"]))
-        except (json.JSONDecodeError, TypeError) as exc:
+            config = FgdConfig.from_dict(meta["config"])
+        except (KeyError, TypeError) as exc:
             raise CheckpointError(f"{path}: bad config in metadata ({exc})") from None
         model = cls(config)
         _load_matching(model, state, path, require_norm=True)

@@ -11,15 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..train.distributed import resolve_device
 from .extractor import FgdConfig, FgdExtractor, motion_to_6d
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DataError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def load_pose_sequences(data_dir: str | os.PathLike, split: str | None = None,

@@ -79,12 +79,12 @@ def test_load_refuses_other_files(tmp_path: Path) -> None:
         FgdExtractor.load(tmp_path / "nope.safetensors")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="not a safetensors file"):
+    with pytest.raises(CheckpointError, match="bad.safetensors: not a readable safetensors"):
         FgdExtractor.load(bad)
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(CheckpointError, match="not a livegesture FGD extractor"):
+    with pytest.raises(CheckpointError, match="other.safetensors: not a LiveGesture model file"):
         FgdExtractor.load(tmp_path / "other.safetensors")
 
 
