@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .body.constants import (EYE_JOINTS, FOOT_CONTACT_THRESHOLD_M, FOOT_JOINTS, FPS,
-                             NUM_BETAS, NUM_EXPRESSIONS, NUM_JOINTS, REGION_DIMS,
+                             MIRROR_PERMUTATION, NUM_BETAS, NUM_EXPRESSIONS, NUM_JOINTS, REGION_DIMS,
                              REGION_JOINTS, REGIONS)
 from .body.kinematics import Skeleton, forward_kinematics
 from .body.rotations import axis_angle_to_6d, six_d_to_axis_angle
@@ -89,6 +89,15 @@ class Motion:
         return cls(np.zeros((0, NUM_JOINTS, 3), np.float32), np.zeros((0, 3), np.float32),
                    np.zeros((0, NUM_EXPRESSIONS), np.float32),
                    np.zeros(NUM_BETAS, np.float32) if betas is None else betas, fps=fps)
+
+    def mirrored(self) -> "Motion":
+        """The left/right mirror image (reflection x -> -x): joints swap sides, each local
+        axis-angle (x, y, z) becomes (x, -y, -z), translation x flips. A standard augmentation
+        (it doubles the distinct hand poses); FLAME expressions and betas are kept as they are,
+        since their bases are not mirror-symmetric by construction."""
+        poses = self.poses[:, list(MIRROR_PERMUTATION)] * np.array([1, -1, -1], dtype=self.poses.dtype)
+        trans = self.trans * np.array([-1, 1, 1], dtype=self.trans.dtype)
+        return replace(self, poses=poses, trans=trans, expressions=self.expressions.copy())
 
     # -------------------------------------------------------------------- I/O
     @classmethod

@@ -75,3 +75,17 @@ def test_real_file_round_trips(beat2_dir, tmp_path, name):
         np.testing.assert_allclose(f2[k], f[k], atol=1e-5)
     # a person stands on the floor most of the time: feet in contact in most frames
     assert f["lower"][:, -4:].mean() > 0.5
+
+
+def test_mirror_reflects_joint_positions():
+    from livegesture.body import forward_kinematics
+    from livegesture.body.constants import MIRROR_PERMUTATION
+
+    m = _random_motion(12)
+    j, jm = forward_kinematics(m), forward_kinematics(m.mirrored())
+    # the approximate skeleton is left/right symmetric, so mirroring the motion mirrors the joints
+    expected = j[:, list(MIRROR_PERMUTATION)] * np.array([-1.0, 1.0, 1.0])
+    np.testing.assert_allclose(jm, expected, atol=1e-5)
+    twice = m.mirrored().mirrored()
+    np.testing.assert_allclose(twice.poses, m.poses, atol=1e-7)
+    assert sorted(MIRROR_PERMUTATION) == list(range(55))

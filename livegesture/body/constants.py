@@ -48,6 +48,15 @@ REGION_DIMS: dict[str, int] = {
     "face": 6 + NUM_EXPRESSIONS,
 }
 
+#: left/right joint pairs (hips, knees, ankles, feet, collars, shoulders, elbows, wrists, eyes, hands)
+MIRROR_PAIRS: tuple[tuple[int, int], ...] = (
+    (1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (23, 24),
+    *((j, j + 15) for j in range(25, 40)),
+)
+#: joint permutation that swaps left and right
+MIRROR_PERMUTATION: tuple[int, ...] = tuple(
+    next((b if j == a else a for a, b in MIRROR_PAIRS if j in (a, b)), j) for j in range(NUM_JOINTS))
+
 #: joints used by the beat-consistency metric (upper body, BEAT2 convention)
 BC_JOINTS: tuple[int, ...] = REGION_JOINTS["upper"]
 

@@ -73,6 +73,8 @@ class RegionTokenizer(nn.Module):
         self.pre.bias.copy_((-u @ mu).float())
         self.skip.weight.copy_(u.t().float())
         self.skip.bias.copy_(mu.float())
+        # a new code space: the codebook must be k-means initialised again on the first batch
+        self.quantizer.initialised.fill_(False)
 
     def autoencode(self, x: torch.Tensor) -> torch.Tensor:
         """Stage 1: (B, T, D) -> reconstruction through the continuous latent."""

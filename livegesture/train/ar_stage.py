@@ -16,7 +16,7 @@ from ..errors import CheckpointError, ConfigError
 from ..model import LiveGestureModel, batch_tokens
 from ..tokenizer import MotionTokenizer
 from .config import ExperimentConfig
-from .data import load_clips, select_clip_files
+from .data import augment, load_clips, select_clip_files
 from .loop import Trainer
 
 
@@ -117,7 +117,8 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
         raise ConfigError(f"{out}: the experts have not been trained yet")
     train_files = select_clip_files(data_dir, cfg.data, "train")
     val_files = select_clip_files(data_dir, cfg.data, "val")
-    train_clips, val_clips = load_clips(train_files, progress), load_clips(val_files, progress)
+    train_clips = augment(load_clips(train_files, progress), cfg.data)
+    val_clips = load_clips(val_files, progress)
     if bundle.vocab is None and cfg.data.use_text:
         bundle.vocab = build_vocab(train_clips, cfg)
         if bundle.model.config.text_vocab_size != len(bundle.vocab):
@@ -146,7 +147,7 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
     bundle.to("cpu")
     bundle.model.eval()
     bundle.stages[stage] = True
-    bundle.meta.setdefault("train_clips", [c.id for c in train_clips])
+    bundle.meta.setdefault("train_clips", [f.id for f in train_files])
     bundle.meta.setdefault("val_clips", [c.id for c in val_clips])
     if trainer.dist.is_main:
         bundle.save(out)
@@ -155,7 +156,7 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
     return {"stage": stage, "first_loss": sum(v for _, v in hist[:k]) / k if hist else None,
             "last_loss": sum(v for _, v in hist[-k:]) / k if hist else None, "val": res["val"],
             "seconds": res["seconds"], "resumed": res["resumed"],
-            "train_clips": [c.id for c in train_clips], "val_clips": [c.id for c in val_clips]}
+            "train_clips": [f.id for f in train_files], "val_clips": [c.id for c in val_clips]}
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ class DataConfig:
     use_text: bool = False          # word ids from TextGrids as an extra condition
     vocab_min_count: int = 1
     audio_context_frames: int = 24  # audio before each window, so the causal encoder is warmed up
+    mirror: bool = False            # add left/right mirrored copies of the training clips
 
 
 @dataclass(frozen=True)

@@ -42,3 +42,13 @@ def select_clip_files(data_dir: str | Path, cfg: DataConfig, role: str, require=
 
 def load_clips(files, progress: bool = True, desc: str = "loading clips") -> list[ClipData]:
     return [load_clip(f) for f in tqdm(files, desc=desc, disable=not progress or len(files) < 2)]
+
+
+def augment(clips: list[ClipData], cfg: DataConfig) -> list[ClipData]:
+    """Training clips plus, with ``cfg.mirror``, their left/right mirror images (same audio)."""
+    if not cfg.mirror:
+        return clips
+    from dataclasses import replace
+
+    return clips + [replace(c, id=c.id + "~mirror", motion=c.motion.mirrored()) for c in clips
+                    if c.motion is not None]

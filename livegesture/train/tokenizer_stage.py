@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..tokenizer import MotionTokenizer
 from ..tokenizer.io import load_tokenizer, save_tokenizer
 from .config import ExperimentConfig
-from .data import load_clips, select_clip_files
+from .data import augment, load_clips, select_clip_files
 from .loop import Trainer
 
 
@@ -41,7 +41,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
     regions = parse_regions(region)
     train_files = select_clip_files(data_dir, cfg.data, "train", require=("motion",))
     val_files = select_clip_files(data_dir, cfg.data, "val", require=("motion",))
-    train_clips = load_clips(train_files, progress)
+    train_clips = augment(load_clips(train_files, progress), cfg.data)
     val_clips = load_clips(val_files, progress)
     if out.is_file():
         tok, stats, meta = load_tokenizer(out)
@@ -63,7 +63,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         from dataclasses import replace
 
         tcfg = replace(tcfg, device=device)
-    results: dict[str, Any] = {"train_clips": [c.id for c in train_clips],
+    results: dict[str, Any] = {"train_clips": [f.id for f in train_files],
                                "val_clips": [c.id for c in val_clips], "regions": {}}
     for r in regions:
         if stage == 2 and stages.get(r, 0) < 1:
