@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"        # fp32 | bf16 (autocast on CUDA/CPU) | fp16 (CUDA, grad scaling)
+    keep_best: bool = False        # end with the weights of the lowest validation loss (needs eval_every)
 
 
 class Trainer:
@@ -73,6 +74,8 @@ class Trainer:
         self.opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay) if trainable else None
         self.step = 0
         self.history: list[tuple[int, float]] = []
+        self.best: dict[str, float] | None = None  # validation logs of the best step so far
+        self.best_state: dict[str, torch.Tensor] | None = None
         self.ddp_model: nn.Module = self.model
         if self.dist.world_size > 1 and trainable:
             self.ddp_model = nn.parallel.DistributedDataParallel(
@@ -126,7 +129,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict() if self.opt else {},
                 "step": self.step, "history": [list(h) for h in self.history],
-                "torch_rng": torch.get_rng_state(), "name": self.name}
+                "torch_rng": torch.get_rng_state(), "name": self.name,
+                "best": self.best or {}, "best_state": self.best_state or {}}
 
     def save(self) -> None:
         if self.dist.is_main:
@@ -143,7 +147,17 @@ class Trainer:
         self.step = int(ck["step"])
         self.history = [(int(s), float(v)) for s, v in ck.get("history", [])]
         torch.set_rng_state(ck["torch_rng"])
+        self.best = dict(ck.get("best") or {}) or None
+        self.best_state = dict(ck.get("best_state") or {}) or None
         return True
+
+    def _track_best(self, val: dict[str, float]) -> None:
+        """Remember the weights of the lowest validation loss so far (``keep_best``)."""
+        if not self.cfg.keep_best or "loss" not in val:
+            return
+        if self.best is None or val["loss"] < self.best["loss"]:
+            self.best = {"step": float(self.step), **val}
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     # ---------------------------------------------------------------- loop
     def _autocast(self):
@@ -227,6 +241,7 @@ class Trainer:
                         writer.add_scalar(f"{self.name}/{k}", float(v), self.step)
             if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 and self.val_set is not None:
                 val = self.evaluate()
+                self._track_best(val)
                 if writer is not None:
                     for k, v in val.items():
                         writer.add_scalar(f"{self.name}/val_{k}", v, self.step)
@@ -234,11 +249,16 @@ class Trainer:
                 self.save()
         if bar is not None:
             bar.close()
-        self.save()
         val = self.evaluate() if self.val_set is not None else {}
+        self._track_best(val)
+        if self.cfg.keep_best and self.best_state is not None and self.best is not None:
+            self.model.load_state_dict(self.best_state)
+            val = {k: v for k, v in self.best.items() if k != "step"}
+        self.save()
         if writer is not None:
             for k, v in val.items():
                 writer.add_scalar(f"{self.name}/val_{k}", v, self.step)
             writer.close()
         return {"steps": self.step, "resumed": resumed, "history": self.history, "val": val,
+                "best_step": int(self.best["step"]) if self.cfg.keep_best and self.best else None,
                 "seconds": time.perf_counter() - t0}

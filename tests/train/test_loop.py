@@ -52,3 +52,27 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     assert [s for s, _ in ddp] == [s for s, _ in single]
     for (_, a), (_, b) in zip(single, ddp):
         assert abs(a - b) < 1e-9 * max(1.0, abs(a))
+
+
+def test_keep_best_restores_the_lowest_validation_loss(tmp_path):
+    from livegesture.train import TrainConfig, Trainer
+
+    from .toy import ToySet, loss_fn, make_model
+
+    # validation data from a different function: training on ToySet(seed 0) overfits it
+    cfg = TrainConfig(steps=40, batch_size=12, lr=3e-2, warmup_steps=1, eval_every=5, keep_best=True,
+                      device="cpu", grad_clip=0.0, checkpoint_every=0)
+    val = ToySet(n=24, seed=7)
+    tr = Trainer(make_model(), loss_fn, ToySet(), cfg, tmp_path, name="kb", val_set=val, progress=False,
+                 tensorboard=False)
+    res = tr.fit()
+    seen: list[float] = []
+    # re-run the same training, recording every evaluation, to know the true minimum
+    tr2 = Trainer(make_model(), loss_fn, ToySet(), cfg.__class__(**{**cfg.__dict__, "keep_best": False}),
+                  tmp_path / "ref", name="kb", val_set=val, progress=False, tensorboard=False)
+    orig = tr2.evaluate
+    tr2.evaluate = lambda *a, **k: (lambda v: (seen.append(v["loss"]), v)[1])(orig(*a, **k))
+    tr2.fit()
+    assert res["best_step"] is not None and res["best_step"] % 5 == 0
+    assert abs(res["val"]["loss"] - min(seen)) < 1e-12
+    assert abs(tr.evaluate()["loss"] - min(seen)) < 1e-12  # the model now holds the best weights
