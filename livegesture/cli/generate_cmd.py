@@ -1,0 +1,53 @@
+"""`livegesture generate`: speech file in, motion files out (npz, BVH, MP4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app
+
+
+@app.command("generate")
+def generate_cmd(
+    speech: Path = typer.Argument(..., help="speech audio file (any rate, channels, sample type)"),
+    out: Path = typer.Option(..., "-o", "--out", help="motion npz to write (BEAT2 layout)"),
+    model: Optional[Path] = typer.Option(None, help="model file (default: the bundled demo model)"),
+    seed: int = typer.Option(0, help="sampling seed"),
+    bvh: Optional[Path] = typer.Option(None, help="also write a BVH of the SMPL-X skeleton"),
+    video: Optional[Path] = typer.Option(None, help="also render an MP4 with the speech muxed in"),
+    chunk_seconds: float = typer.Option(1.0, help="audio pushed per streaming step (progress granularity)"),
+) -> None:
+    """Generate full-body motion from a speech file by streaming it through the model
+    (the same frames as a live stream: zero look-ahead)."""
+    from tqdm.auto import tqdm
+
+    from ..data.audio import SAMPLE_RATE, load_audio
+    from ..engine import LiveGesture
+    from ..motion import Motion
+
+    lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
+    audio = load_audio(speech, SAMPLE_RATE)
+    session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE)
+    step = max(1, int(chunk_seconds * SAMPLE_RATE))
+    parts = []
+    for start in tqdm(range(0, len(audio), step), desc="generate", unit="s", unit_scale=chunk_seconds,
+                      disable=len(audio) < 10 * step):
+        parts.append(session.push(audio[start:start + step]))
+    parts.append(session.close())
+    motion = Motion.concatenate(parts)
+    motion.save(out)
+    typer.echo(f"wrote {out} ({len(motion)} frames, {motion.duration:.2f} s)")
+    if bvh is not None:
+        from ..export import write_bvh
+
+        write_bvh(motion, bvh)
+        typer.echo(f"wrote {bvh}")
+    if video is not None:
+        from ..export import render_video
+
+        render_video(motion, video, audio=audio[: int(round(motion.duration * SAMPLE_RATE))],
+                     sample_rate=SAMPLE_RATE, progress=True)
+        typer.echo(f"wrote {video}")
