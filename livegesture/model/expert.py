@@ -16,11 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..streaming.attention import StreamingCrossAttention, StreamingSelfAttention
 from ..streaming.base import StreamingModule
 from ..streaming.state import StreamState
 from .config import FRAMES_PER_TOKEN, ModelConfig
-from .layers import MLP
+from .layers import MLP, audio_cross_attention, token_self_attention
 
 
 class ExpertBlock(StreamingModule):
@@ -30,14 +29,9 @@ class ExpertBlock(StreamingModule):
         super().__init__()
         d, p = cfg.dim, cfg.dropout
         self.norm_cross = nn.LayerNorm(d)
-        # after a call the audio stream is 4(tau+n) frames long and the next query sits at frame
-        # 4(tau+n)+3, so the key stream is never ahead of it: max_kv_step=1 gives the minimal ring 4H
-        self.cross = StreamingCrossAttention(d, cfg.audio.dim, cfg.heads, window=cfg.audio_window_frames,
-                                             max_kv_step=1, query_stride=FRAMES_PER_TOKEN,
-                                             query_offset=FRAMES_PER_TOKEN - 1, rope=True, dropout=p)
+        self.cross = audio_cross_attention(cfg)
         self.norm_self = nn.LayerNorm(d)
-        self.self_attn = StreamingSelfAttention(d, cfg.heads, window=cfg.window_tokens, max_step=1,
-                                                rope=True, dropout=p)
+        self.self_attn = token_self_attention(cfg)
         self.norm_mlp = nn.LayerNorm(d)
         self.mlp = MLP(d, cfg.mlp_hidden, dropout=p)
         self.drop = nn.Dropout(p)

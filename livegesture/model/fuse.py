@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from ..body.constants import REGIONS
-from ..streaming.attention import StreamingCrossAttention, StreamingSelfAttention
 from ..streaming.base import StreamingModule
 from ..streaming.state import StreamState
-from .config import FRAMES_PER_TOKEN, ModelConfig
-from .layers import MLP, RegionAttention
+from .config import ModelConfig
+from .layers import MLP, RegionAttention, audio_cross_attention, token_self_attention
 
 
 class FuseBlock(StreamingModule):
@@ -43,12 +42,9 @@ class FuseBlock(StreamingModule):
         d, p = cfg.dim, cfg.dropout
         self.num_regions = num_regions
         self.norm_cross = nn.LayerNorm(d)
-        self.cross = StreamingCrossAttention(d, cfg.audio.dim, cfg.heads, window=cfg.audio_window_frames,
-                                             max_kv_step=1, query_stride=FRAMES_PER_TOKEN,
-                                             query_offset=FRAMES_PER_TOKEN - 1, rope=True, dropout=p)
+        self.cross = audio_cross_attention(cfg)
         self.norm_time = nn.LayerNorm(d)
-        self.temporal = StreamingSelfAttention(d, cfg.heads, window=cfg.window_tokens, max_step=1,
-                                               rope=True, dropout=p)
+        self.temporal = token_self_attention(cfg)
         self.norm_space = nn.LayerNorm(d)
         self.spatial = RegionAttention(d, cfg.heads, dropout=p)
         self.norm_mlp = nn.LayerNorm(d)

@@ -6,7 +6,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..streaming.attention import StreamingCrossAttention, StreamingSelfAttention
 from ..streaming.state import StreamState
+from .config import FRAMES_PER_TOKEN, ModelConfig
+
+
+def audio_cross_attention(cfg: ModelConfig) -> StreamingCrossAttention:
+    """Token tau attends audio frames <= 4 tau + 3 within the last 4H frames.
+
+    After a call the audio stream is 4(tau+n) frames long and the next query sits at frame
+    4(tau+n)+3, so the key stream is never ahead of it: max_kv_step=1 gives the minimal ring 4H.
+    """
+    return StreamingCrossAttention(cfg.dim, cfg.audio.dim, cfg.heads, window=cfg.audio_window_frames,
+                                   max_kv_step=1, query_stride=FRAMES_PER_TOKEN,
+                                   query_offset=FRAMES_PER_TOKEN - 1, rope=True, dropout=cfg.dropout)
+
+
+def token_self_attention(cfg: ModelConfig) -> StreamingSelfAttention:
+    """Causal RoPE self-attention over the last H token positions, one position per streamed step."""
+    return StreamingSelfAttention(cfg.dim, cfg.heads, window=cfg.window_tokens, max_step=1, rope=True,
+                                  dropout=cfg.dropout)
 
 
 class MLP(nn.Module):
