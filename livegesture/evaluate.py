@@ -23,7 +23,7 @@ def _eval_clip_files(data_dir: Path, bundle: ModelBundle, split: str | None, ids
         return find_clips(data_dir, ids=list(ids))
     if split is not None or (data_dir / SPLIT_CSV).is_file():
         return find_clips(data_dir, split=split or "test")
-    held_out = [i for i in bundle.meta.get("val_clips", [])]
+    held_out = set(bundle.meta.get("val_clips", []))
     trained = set(bundle.meta.get("train_clips", []))
     clips = find_clips(data_dir)
     chosen = [c for c in clips if c.id in held_out] or [c for c in clips if c.id not in trained]
