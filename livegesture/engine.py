@@ -39,6 +39,7 @@ from .errors import AudioError, LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import TokenSampler
 from .motion import Motion
+from .smoothing import CausalSmoother, SmoothingConfig
 from .streaming.state import state_nbytes
 
 __all__ = ["LiveGesture", "SessionBatch", "StreamSession"]
@@ -77,7 +78,7 @@ class SessionBatch:
     """
 
     def __init__(self, engine: "LiveGesture", seeds: Sequence[int], sample_rate: int = SAMPLE_RATE,
-                 sampling: SamplingConfig | None = None):
+                 sampling: SamplingConfig | None = None, smoothing: SmoothingConfig | None = None):
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise AudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
         seeds = [int(s) for s in seeds]
@@ -105,6 +106,9 @@ class SessionBatch:
                                                     quality="VHQ") for _ in seeds]
         # words pushed with timestamps, per session (only those that can still cover a frame are kept)
         self._words: list[list[Word]] = [[] for _ in seeds]
+        # optional causal low-pass of the emitted frames (off unless asked for)
+        self._smoothers = (None if smoothing is None or smoothing.tau == 0
+                           else [CausalSmoother(smoothing, FPS) for _ in seeds])
         self.samples_pushed = 0      # input samples (at `sample_rate`) per session
         self.frames_emitted = 0      # frames emitted per session so far (index of the next frame)
         self.last_tokens = torch.zeros(B, model.num_regions, 0, dtype=torch.long)  # tokens of the last call
@@ -178,7 +182,12 @@ class SessionBatch:
         self.samples_pushed += len(xs[0])
         if self._resamplers is not None:
             xs = [r.resample_chunk(x) for r, x in zip(self._resamplers, xs)]
-        return self._advance(xs)
+        return self._smooth(self._advance(xs))
+
+    def _smooth(self, motions: list[Motion]) -> list[Motion]:
+        if self._smoothers is None:
+            return motions
+        return [f(m) for f, m in zip(self._smoothers, motions)]
 
     def close(self) -> list[Motion]:
         """End the streams: per session whatever is still pending (the resampler's tail when
@@ -191,7 +200,7 @@ class SessionBatch:
         if self._resamplers is not None:
             tails = [r.resample_chunk(np.zeros(0, np.float32), last=True) for r in self._resamplers]
             n = min(len(t) for t in tails)
-            out = self._advance([np.ascontiguousarray(t[:n], np.float32) for t in tails])
+            out = self._smooth(self._advance([np.ascontiguousarray(t[:n], np.float32) for t in tails]))
         self.closed = True
         return out
 
@@ -256,8 +265,8 @@ class StreamSession:
     """
 
     def __init__(self, engine: "LiveGesture", seed: int = 0, sample_rate: int = SAMPLE_RATE,
-                 sampling: SamplingConfig | None = None):
-        self._batch = SessionBatch(engine, [seed], sample_rate, sampling)
+                 sampling: SamplingConfig | None = None, smoothing: SmoothingConfig | None = None):
+        self._batch = SessionBatch(engine, [seed], sample_rate, sampling, smoothing)
         self.seed = int(seed)
 
     @property
@@ -336,28 +345,32 @@ class LiveGesture:
         return self.bundle.model.config.text_vocab_size > 0 and self.bundle.vocab is not None
 
     def stream(self, seed: int = 0, sample_rate: int = SAMPLE_RATE,
-               sampling: SamplingConfig | None = None) -> StreamSession:
-        """A new live session (seeded; `sampling` overrides the model file's sampling config)."""
-        return StreamSession(self, seed, sample_rate, sampling)
+               sampling: SamplingConfig | None = None, smoothing: SmoothingConfig | None = None
+               ) -> StreamSession:
+        """A new live session (seeded; `sampling` overrides the model file's sampling config;
+        `smoothing` low-passes the emitted frames causally, adding about its ``tau`` of lag)."""
+        return StreamSession(self, seed, sample_rate, sampling, smoothing)
 
     def stream_batch(self, n: int, seeds: Sequence[int] | None = None, sample_rate: int = SAMPLE_RATE,
-                     sampling: SamplingConfig | None = None) -> SessionBatch:
+                     sampling: SamplingConfig | None = None, smoothing: SmoothingConfig | None = None
+                     ) -> SessionBatch:
         """`n` lockstep sessions advanced by one batched model call (seeds default to 0..n-1);
         see :class:`SessionBatch` for the equal-length rule."""
         seeds = list(range(n)) if seeds is None else list(seeds)
         if len(seeds) != n:
             raise LiveGestureError(f"{len(seeds)} seeds for {n} sessions")
-        return SessionBatch(self, seeds, sample_rate, sampling)
+        return SessionBatch(self, seeds, sample_rate, sampling, smoothing)
 
     def generate(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, seed: int = 0,
-                 sampling: SamplingConfig | None = None, words: Iterable[Any] | None = None) -> Motion:
+                 sampling: SamplingConfig | None = None, words: Iterable[Any] | None = None,
+                 smoothing: SmoothingConfig | None = None) -> Motion:
         """Motion of a whole clip: exactly streaming it (one push of everything, then close).
 
         `audio` may be any array :func:`prepare_audio` accepts (float/int16/int32, mono or
         (samples, channels)); it is mixed to mono float32 first, then streamed at `sample_rate`.
         `words` (optional, models with text only): aligned words, pushed before the audio."""
         x = prepare_audio(audio, sample_rate, target_rate=sample_rate)  # dtype / channels only
-        session = self.stream(seed, sample_rate, sampling)
+        session = self.stream(seed, sample_rate, sampling, smoothing)
         if words is not None:
             session.push_words(words)
         return Motion.concatenate([session.push(x), session.close()])

@@ -80,7 +80,8 @@ def test_generate_root_in_place(model, model_path, tmp_path):  # noqa: F811
     wav = tmp_path / "speech.wav"
     sf.write(wav, audio, 16000)
     free, fixed = tmp_path / "free.npz", tmp_path / "fixed.npz"
-    for out, extra in ((free, []), (fixed, ["--root-in-place", "--bvh", str(tmp_path / "f.bvh")])):
+    for out, extra in ((free, []), (fixed, ["--root-in-place", "--bvh", str(tmp_path / "f.bvh")]),
+                       (tmp_path / "smooth.npz", ["--smooth", "0.08"])):
         res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(out), "--model", str(model_path), *extra])
         assert res.exit_code == 0, res.output
     a, b = Motion.load(free), Motion.load(fixed)
@@ -88,3 +89,9 @@ def test_generate_root_in_place(model, model_path, tmp_path):  # noqa: F811
     np.testing.assert_array_equal(b.trans[:, [0, 2]], 0)
     np.testing.assert_array_equal(a.trans[:, 1], b.trans[:, 1])
     np.testing.assert_array_equal(a.poses, b.poses)
+    from livegesture.smoothing import SmoothingConfig
+
+    smooth = Motion.load(tmp_path / "smooth.npz")
+    expected = model.generate(load_audio(wav), seed=0, smoothing=SmoothingConfig(0.08))
+    np.testing.assert_allclose(smooth.poses, expected.poses, atol=1e-5)
+    assert np.abs(smooth.poses - a.poses).max() > 1e-3

@@ -20,6 +20,8 @@ def generate_cmd(
     video: Optional[Path] = typer.Option(None, help="also render an MP4 with the speech muxed in"),
     text: Optional[Path] = typer.Option(None, help="aligned words (TextGrid, 'words' tier) as an optional cue; "
                                               "needs a model trained with text"),
+    smooth: float = typer.Option(0.0, help="causal low-pass of the output with this time constant in seconds "
+                                           "(e.g. 0.08; 0 = raw model output); adds about that much lag"),
     root_in_place: bool = typer.Option(False, "--root-in-place",
                                        help="drop the horizontal (x/z) translation in every output, so the "
                                             "figure stays in place when imported"),
@@ -35,7 +37,9 @@ def generate_cmd(
 
     lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
     audio = load_audio(speech, SAMPLE_RATE)
-    session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE)
+    from ..smoothing import SmoothingConfig
+
+    session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE, smoothing=SmoothingConfig(smooth))
     if text is not None:
         from ..data.textgrid import read_words
 
