@@ -237,10 +237,24 @@ class LiveGestureModel(nn.Module):
             raise ValueError(f"the audio gives {feats.shape[1]} frames after {ctx} context frames, the tokens "
                              f"need {FRAMES_PER_TOKEN * T}: window audio of ceil(W*16000/30) samples (plus "
                              f"batch['audio_context_frames'] of context) is expected")
+        if self.training:
+            feats = self._corrupt_audio(feats, generator)
         drop = None
         if self.training and self.config.cond_drop_prob > 0:
             drop = torch.rand(B, generator=generator, device=dev) < self.config.cond_drop_prob
         return feats, drop
+
+    def _corrupt_audio(self, feats: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Training-time audio feature dropout and Gaussian noise (``audio_feat_dropout``,
+        ``audio_noise_std``): the condition must stay useful without pinning down clip positions."""
+        c = self.config
+        if c.audio_feat_dropout > 0:
+            keep = torch.rand(feats.shape, generator=generator, device=feats.device) >= c.audio_feat_dropout
+            feats = feats * keep.to(feats.dtype) / (1.0 - c.audio_feat_dropout)
+        if c.audio_noise_std > 0:
+            feats = feats + c.audio_noise_std * torch.randn(feats.shape, generator=generator, device=feats.device,
+                                                            dtype=feats.dtype)
+        return feats
 
     def expert_loss(self, region: str, batch: Mapping[str, Any],
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:

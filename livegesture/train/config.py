@@ -31,6 +31,15 @@ class DataConfig:
     vocab_min_count: int = 1
     audio_context_frames: int = 24  # audio before each window, so the causal encoder is warmed up
     mirror: bool = False            # add left/right mirrored copies of the training clips
+    # hold out the last `val_tail` share of every training clip as the validation set (keep_best), so
+    # that a separate clip can stay a pure test clip; the slices are named "<id>#tail"
+    val_tail: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_tail < 1.0:
+            raise ValueError(f"data.val_tail must be in [0, 1), got {self.val_tail}")
+        if self.val_tail > 0 and self.val_ids:
+            raise ValueError("give either data.val_ids or data.val_tail, not both")
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,27 @@ def test_not_a_model_file(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="bad.safetensors"):
         load_tokenizer(bad)
+
+
+def test_stage2_rerun_with_other_codebook_settings_keeps_stage1(synth, tmp_path):
+    import torch
+
+    cfg = load_experiment("demo", TINY)
+    out = tmp_path / "tok.safetensors"
+    train_tokenizer(synth, out, cfg, region="all", stage=1, progress=False)
+    train_tokenizer(synth, out, cfg, region="hands", stage=2, progress=False)
+    before, _, _ = load_tokenizer(out)
+    pair = load_experiment("demo", {**TINY, "tokenizer.codebook_size": 36, "model.codebook_size": 36,
+                                    "tokenizer.pair_regions": ["hands"]})
+    train_tokenizer(synth, out, pair, region="hands", stage=2, progress=False)
+    tok, _, meta = load_tokenizer(out)
+    assert tok.cfg == pair.tokenizer and tok["hands"].quantizer.num_codes == 36
+    # the other regions go back to 'stage 1 done' (their codebooks no longer match the config)
+    assert meta["stages"] == {"upper": 1, "hands": 2, "lower": 1, "face": 1}
+    for r in ("upper", "hands"):
+        for a, b in zip(before[r].decoder.state_dict().values(), tok[r].decoder.state_dict().values()):
+            assert torch.equal(a, b)
+    stage1_change = load_experiment("demo", {**TINY, "tokenizer.codebook_size": 36, "model.codebook_size": 36,
+                                             "tokenizer.latent_dim": 12})
+    with pytest.raises(ConfigError, match="different tokenizer config"):
+        train_tokenizer(synth, out, stage1_change, region="hands", stage=2, progress=False)
