@@ -43,6 +43,7 @@ class ModelConfig:
     # memorised through the audio (features identifying a position in the training clip)
     audio_feat_dropout: float = 0.0  # element-wise dropout of the audio features
     audio_noise_std: float = 0.0  # Gaussian noise added to the audio features
+    label_smoothing: float = 0.0  # of the training cross-entropies (evaluation is never smoothed)
     text_vocab_size: int = 0  # 0 = no text input
     lambda_local: float = 0.3
     lambda_fuse: float = 1.0
@@ -53,7 +54,7 @@ class ModelConfig:
             raise ValueError(f"heads={self.heads} must divide dim={self.dim} into even head sizes (RoPE)")
         if min(self.expert_blocks, self.codebook_size, self.window_tokens) < 1 or self.fuse_blocks < 0:
             raise ValueError("expert_blocks, codebook_size, window_tokens must be >= 1, fuse_blocks >= 0")
-        for name in ("dropout", "cond_drop_prob", "text_drop_prob", "audio_feat_dropout"):
+        for name in ("dropout", "cond_drop_prob", "text_drop_prob", "audio_feat_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
         if self.audio_noise_std < 0:

@@ -282,12 +282,13 @@ class LiveGestureModel(nn.Module):
         if drop is not None:
             feats = torch.where(drop[:, None, None], self.null_audio.to(feats.dtype), feats)
         noise = self.config.embed_noise_std if self.training else 0.0
+        ls = self.config.label_smoothing if self.training else 0.0
         losses, metrics = [], {}
         for r, i in zip(regions, rows):
             expert = self.experts[r]
             state = expert.init_state(tokens.shape[0], feats.device, feats.dtype)
             h = expert.step(shift_right(tokens[:, i], self.bos_id), state, feats, noise, generator)
-            ce = F.cross_entropy(expert.head(h).flatten(0, 1), tokens[:, i].flatten())
+            ce = F.cross_entropy(expert.head(h).flatten(0, 1), tokens[:, i].flatten(), label_smoothing=ls)
             losses.append(ce)
             metrics[f"ce_{r}"] = float(ce.detach())
         loss = torch.stack(losses).mean()
@@ -321,8 +322,9 @@ class LiveGestureModel(nn.Module):
         out = self.teacher_forced(tokens, feats=feats, inputs=inputs, drop=drop, noise=self.training,
                                   generator=generator)
         K = self.codebook_size
-        l_local = F.cross_entropy(out["local"].reshape(-1, K), tokens.reshape(-1))
-        l_fuse = F.cross_entropy(out["fused"].reshape(-1, K), tokens.reshape(-1))
+        ls = self.config.label_smoothing if self.training else 0.0
+        l_local = F.cross_entropy(out["local"].reshape(-1, K), tokens.reshape(-1), label_smoothing=ls)
+        l_fuse = F.cross_entropy(out["fused"].reshape(-1, K), tokens.reshape(-1), label_smoothing=ls)
         loss = self.config.lambda_local * l_local + self.config.lambda_fuse * l_fuse
         return loss, {"loss": float(loss.detach()), "ce_local": float(l_local.detach()),
                       "ce_fuse": float(l_fuse.detach()), "masked_frac": float(token_mask.float().mean())}

@@ -107,3 +107,23 @@ def test_window_dataset_batch_through_tokenizers_and_losses():
     assert torch.isfinite(l1) and torch.isfinite(l2)
     with pytest.raises(ValueError, match="context"):  # context frames not declared: misaligned, refused
         model({"tokens": tokens, "audio": batch["audio"]}, stage=1)
+
+
+def test_audio_corruption_and_label_smoothing_act_in_training_only():
+    tokens = torch.randint(0, 16, (3, 4, 6), generator=torch.Generator().manual_seed(0))
+    batch = {"tokens": tokens, "audio": audio_for(6, 3)}
+    plain = tiny_model(cond_drop_prob=0.0)
+    reg = tiny_model(audio_feat_dropout=0.5, audio_noise_std=1.0, label_smoothing=0.2, cond_drop_prob=0.0)
+    with torch.no_grad():  # eval: identical weights give identical losses (nothing corrupted, no smoothing)
+        assert torch.equal(plain.experts_loss(batch)[0], reg.experts_loss(batch)[0])
+        assert torch.equal(plain.loss(batch)[0], reg.loss(batch)[0])
+        plain.train(), reg.train()
+        g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+        feats = reg.audio_features(batch["audio"])
+        corrupted = reg._corrupt_audio(feats, g())
+        dropped = (corrupted - feats).abs() > 0
+        assert 0.9 < float(dropped.double().mean()) <= 1.0  # noise touches every element
+        assert not torch.equal(plain.experts_loss(batch, generator=g())[0], reg.experts_loss(batch, generator=g())[0])
+    for bad in ({"audio_feat_dropout": 1.0}, {"label_smoothing": -0.1}, {"audio_noise_std": -1.0}):
+        with pytest.raises(ValueError):
+            tiny_model(**bad)
