@@ -22,6 +22,8 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 class DataConfig:
     window_frames: int = 64
     stride_frames: int = 12
+    # tokenizer training windows may start at any frame (motion only): 0 = stride_frames
+    tokenizer_stride_frames: int = 0
     train_split: str = "train"      # used when the folder has train_test_split.csv
     val_split: str = "val"
     speakers: tuple[int, ...] = ()  # empty: all speakers
@@ -36,6 +38,8 @@ class DataConfig:
     val_tail: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.tokenizer_stride_frames < 0:
+            raise ValueError(f"data.tokenizer_stride_frames must be >= 0, got {self.tokenizer_stride_frames}")
         if not 0.0 <= self.val_tail < 1.0:
             raise ValueError(f"data.val_tail must be in [0, 1), got {self.val_tail}")
         if self.val_tail > 0 and self.val_ids:

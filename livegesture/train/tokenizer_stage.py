@@ -10,6 +10,7 @@ import torch
 
 from ..body.constants import REGIONS
 from ..data import RegionStats, WindowDataset, training_features
+from ..data.windows import START_GRID_FRAMES
 from ..errors import ConfigError
 from ..tokenizer import MotionTokenizer, TokenizerConfig
 from ..tokenizer.io import load_tokenizer, save_tokenizer
@@ -67,7 +68,9 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         stats = RegionStats.compute(training_features(c.motion) for c in train_clips)
         stages = {}
     wcfg = cfg.data
-    train_set = WindowDataset(train_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
+    stride = wcfg.tokenizer_stride_frames or wcfg.stride_frames
+    train_set = WindowDataset(train_clips, wcfg.window_frames, stride, stats=stats,
+                              start_grid=START_GRID_FRAMES if stride % START_GRID_FRAMES == 0 else 1)
     val_set = (WindowDataset(val_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
                if val_clips else None)
     tcfg = cfg.tokenizer_stage1 if stage == 1 else cfg.tokenizer_stage2
@@ -85,7 +88,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         if stage == 2:
             torch.manual_seed(tcfg.seed)
             rng = random.Random(tcfg.seed)
-            pick = rng.sample(range(len(train_set)), min(len(train_set), 256))
+            pick = rng.sample(range(len(train_set)), min(len(train_set), 1024))
             sample = torch.stack([train_set[i][r] for i in pick])
             model.init_stage2(sample)
         trainer = Trainer(model, lambda m, b, r=r: m(b[r], stage), train_set, tcfg, work,

@@ -80,12 +80,12 @@ def test_not_a_model_file(tmp_path):
 def test_stage2_rerun_with_other_codebook_settings_keeps_stage1(synth, tmp_path):
     import torch
 
-    cfg = load_experiment("demo", TINY)
+    cfg = load_experiment("demo", {**TINY, "data.tokenizer_stride_frames": 4})  # windows at 4-frame steps
     out = tmp_path / "tok.safetensors"
     train_tokenizer(synth, out, cfg, region="all", stage=1, progress=False)
     train_tokenizer(synth, out, cfg, region="hands", stage=2, progress=False)
     before, _, _ = load_tokenizer(out)
-    pair = load_experiment("demo", {**TINY, "tokenizer.codebook_size": 36, "model.codebook_size": 36,
+    pair = load_experiment("demo", {**TINY, "data.tokenizer_stride_frames": 4, "tokenizer.codebook_size": 36, "model.codebook_size": 36,
                                     "tokenizer.pair_regions": ["hands"]})
     train_tokenizer(synth, out, pair, region="hands", stage=2, progress=False)
     tok, _, meta = load_tokenizer(out)
