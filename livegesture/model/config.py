@@ -44,6 +44,8 @@ class ModelConfig:
     audio_feat_dropout: float = 0.0  # element-wise dropout of the audio features
     audio_noise_std: float = 0.0  # Gaussian noise added to the audio features
     label_smoothing: float = 0.0  # of the training cross-entropies (evaluation is never smoothed)
+    # regions whose logits factorise over a pair codebook's two sub-codes (layers.PairHead)
+    pair_head_regions: tuple[str, ...] = ()
     text_vocab_size: int = 0  # 0 = no text input
     lambda_local: float = 0.3
     lambda_fuse: float = 1.0
@@ -57,6 +59,9 @@ class ModelConfig:
         for name in ("dropout", "cond_drop_prob", "text_drop_prob", "audio_feat_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
+        object.__setattr__(self, "pair_head_regions", tuple(self.pair_head_regions))
+        if self.pair_head_regions and round(self.codebook_size ** 0.5) ** 2 != self.codebook_size:
+            raise ValueError(f"pair_head_regions need a square codebook_size, got {self.codebook_size}")
         if self.audio_noise_std < 0:
             raise ValueError("audio_noise_std must be >= 0")
         if self.audio.vocab_size != self.text_vocab_size:

@@ -63,6 +63,10 @@ class ExperimentConfig:
         if self.model.codebook_size != self.tokenizer.codebook_size:
             raise ValueError(f"model.codebook_size {self.model.codebook_size} differs from "
                              f"tokenizer.codebook_size {self.tokenizer.codebook_size}")
+        extra = set(self.model.pair_head_regions) - set(self.tokenizer.pair_regions)
+        if extra:
+            raise ValueError(f"model.pair_head_regions {sorted(extra)} need pair codebooks "
+                             "(tokenizer.pair_regions)")
         if self.data.window_frames % 4:
             raise ValueError("data.window_frames must be a multiple of 4")
 

@@ -127,3 +127,26 @@ def test_audio_corruption_and_label_smoothing_act_in_training_only():
     for bad in ({"audio_feat_dropout": 1.0}, {"label_smoothing": -0.1}, {"audio_noise_std": -1.0}):
         with pytest.raises(ValueError):
             tiny_model(**bad)
+
+
+def test_pair_head_factorises_the_token_distribution():
+    from livegesture.model.layers import PairHead
+
+    head = PairHead(8, 36)
+    x = torch.randn(3, 5, 8)
+    logits = head(x)
+    assert logits.shape == (3, 5, 36)
+    a, b = head.first(x), head.second(x)
+    assert torch.allclose(logits[..., 2 * 6 + 5], a[..., 2] + b[..., 5])
+    p = logits.softmax(-1).view(3, 5, 6, 6)
+    torch.testing.assert_close(p, a.softmax(-1)[..., :, None] * b.softmax(-1)[..., None, :])
+    model = tiny_model(pair_head_regions=("hands",))
+    assert isinstance(model.experts["hands"].head, PairHead)
+    assert isinstance(model.fuse.classifiers[1], PairHead) and isinstance(model.fuse.classifiers[0], torch.nn.Linear)
+    with pytest.raises(ValueError, match="square"):
+        tiny_model(codebook_size=32, pair_head_regions=("hands",))
+    from livegesture.train.config import load_experiment
+
+    with pytest.raises(ConfigError, match="need pair codebooks"):
+        load_experiment("demo", {"tokenizer.codebook_size": 529, "model.codebook_size": 529,
+                                 "model.pair_head_regions": ["hands"]})
