@@ -45,12 +45,17 @@ def train_fuse_cmd(
     data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
     model: Path = typer.Option(..., help="model file with trained experts (updated in place)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    half: bool = typer.Option(False, "--half", help="store the weights as float16 (half the file size)"),
 ) -> None:
     """Train xAR-Fuse with PILOR adapters on top of the frozen experts (stage 2)."""
     from ..train.ar_stage import train_model_stage
 
     _show("fuse", train_model_stage(data, model, None, "fuse", None, device))
-    typer.echo(f"wrote {model}")
+    if half:
+        from ..bundle import ModelBundle
+
+        ModelBundle.load(model).save(model, half=True)
+    typer.echo(f"wrote {model}{' (float16 weights)' if half else ''}")
 
 
 @train_app.command("all")

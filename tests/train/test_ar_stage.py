@@ -124,3 +124,21 @@ def test_half_precision_bundle_is_smaller_and_decodes_like_float32(trained, tmp_
         lb = h.model.teacher_forced(tokens[None, :, :10], audio[:, :10 * 4 * 1600 // 3 + 1600])["fused"]
     pa, pb = la.softmax(-1), lb.softmax(-1)
     assert (pa - pb).abs().sum(-1).max() < 0.05  # total variation of the token distributions
+
+
+def test_cli_half_writes_float16_weights(trained, synth, tmp_path):
+    import shutil
+
+    from safetensors import safe_open
+
+    src = trained[0]
+    out = tmp_path / "m.safetensors"
+    shutil.copy(src, out)
+    shutil.copytree(src.with_name(src.name + ".work"), out.with_name(out.name + ".work"))
+    res = CliRunner().invoke(app, ["train", "fuse", "--data", str(synth), "--model", str(out), "--half"])
+    assert res.exit_code == 0, res.output
+    assert "float16 weights" in res.output and out.stat().st_size < 0.6 * src.stat().st_size
+    with safe_open(str(out), framework="pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("model.")}
+    assert "F16" in dtypes and "F32" not in dtypes
+    assert ModelBundle.load(out).stages == ModelBundle.load(src).stages
