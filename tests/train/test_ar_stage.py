@@ -13,7 +13,7 @@ from livegesture.train.data import load_clips, select_clip_files
 
 TINY = {
     "tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
-    "tokenizer.codebook_size": 32, "model.codebook_size": 32, "model.dim": 32, "model.heads": 2,
+    "tokenizer.codebook_size": 36, "model.codebook_size": 36, "model.dim": 32, "model.heads": 2,
     "model.expert_blocks": 1, "model.fuse_blocks": 1, "model.window_tokens": 8,
     "model.audio": {"dim": 32, "dilations": [1, 2]}, "masking.ramp_steps": 10,
     "data.window_frames": 32, "data.audio_context_frames": 12,
@@ -142,3 +142,9 @@ def test_cli_half_writes_float16_weights(trained, synth, tmp_path):
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("model.")}
     assert "F16" in dtypes and "F32" not in dtypes
     assert ModelBundle.load(out).stages == ModelBundle.load(src).stages
+
+
+def test_report_tokenizer_reads_the_tokenizer_inside_a_model_file(trained, synth):
+    res = CliRunner().invoke(app, ["report", "tokenizer", "--model", str(trained[0]), "--data", str(synth)])
+    assert res.exit_code == 0, res.output
+    assert "codebook: perplexity" in res.output and "below the mean pose" in res.output
