@@ -149,4 +149,4 @@ def test_pair_head_factorises_the_token_distribution():
 
     with pytest.raises(ConfigError, match="need pair codebooks"):
         load_experiment("demo", {"tokenizer.codebook_size": 529, "model.codebook_size": 529,
-                                 "model.pair_head_regions": ["hands"]})
+                                 "tokenizer.pair_regions": ["upper"], "model.pair_head_regions": ["hands"]})
