@@ -49,12 +49,17 @@ class ModelBundle:
         return cls(config, tokenizer, stats, model, vocab,
                    {"tokenizer": dict(tokenizer_stages or {}), "experts": False, "fuse": False})
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, half: bool = False) -> Path:
+        """Write the model file; `half` stores the float32 weights as float16 (half the size, for
+        shipping; :meth:`load` casts them back to float32). Statistics stay float32."""
         tensors = {f"tokenizer.{k}": v for k, v in self.tokenizer.state_dict().items()}
         tensors.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+        if half:
+            tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
         tensors.update(self.stats.to_tensors())
-        meta = {"config": to_dict(self.config), "stages": self.stages,
-                "vocab": self.vocab.to_dict() if self.vocab is not None else None, **self.meta}
+        meta = {**self.meta, "config": to_dict(self.config), "stages": self.stages,
+                "vocab": self.vocab.to_dict() if self.vocab is not None else None,
+                "weights_dtype": "float16" if half else "float32"}
         return save_model_file(path, tensors, KIND, meta)
 
     @classmethod
@@ -75,6 +80,7 @@ class ModelBundle:
         vocab = Vocabulary.from_dict(vocab_d) if vocab_d else None
         stages = meta.pop("stages", {})
         meta.pop("kind", None)
+        meta.pop("weights_dtype", None)  # load_state_strict copied the weights into float32 modules
         b = cls(config, tok.eval(), stats, model.eval(), vocab, stages, meta)
         return b.to(device)
 

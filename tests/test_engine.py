@@ -178,7 +178,8 @@ def test_batched_sessions_equal_each_alone(model):
     for k in range(3):
         ref, ref_t = generate_with_tokens(model, audios[k], seed=seeds[k])
         assert torch.equal(toks[k], ref_t)
-        assert_same_motion(Motion.concatenate(parts[k]), ref)
+        # the tokens are identical (above); the batched float32 decode may differ from batch 1 by ~2e-5 rad
+        assert_same_motion(Motion.concatenate(parts[k]), ref, tol=1e-4)
     with pytest.raises(AudioError, match="equal lengths"):
         model.stream_batch(2).push([audios[0][:10], audios[1][:11]])
 

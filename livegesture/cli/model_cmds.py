@@ -45,12 +45,17 @@ def train_fuse_cmd(
     data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
     model: Path = typer.Option(..., help="model file with trained experts (updated in place)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    half: bool = typer.Option(False, "--half", help="store the weights as float16 (half the file size)"),
 ) -> None:
     """Train xAR-Fuse with PILOR adapters on top of the frozen experts (stage 2)."""
     from ..train.ar_stage import train_model_stage
 
     _show("fuse", train_model_stage(data, model, None, "fuse", None, device))
-    typer.echo(f"wrote {model}")
+    if half:
+        from ..bundle import ModelBundle
+
+        ModelBundle.load(model).save(model, half=True)
+    typer.echo(f"wrote {model}{' (float16 weights)' if half else ''}")
 
 
 @train_app.command("all")
@@ -62,14 +67,22 @@ def train_all_cmd(
     val_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids held out"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override any config value"),
+    half: bool = typer.Option(False, "--half", help="store the final weights as float16 (half the file size)"),
 ) -> None:
     """Every stage in order (tokenizers -> experts -> fuse); rerun the same command to resume."""
     from ..train.pipeline import train_all
 
     res = train_all(data, out, experiment(config, train_ids, val_ids, set_), device)
+    for k in ("tokenizer_stage1", "tokenizer_stage2"):
+        for r, info in res[k]["regions"].items():
+            typer.echo(f"{k} {r}: {info['seconds']:.0f} s")
     for k in ("experts", "fuse"):
         _show(k, res[k])
-    typer.echo(f"wrote {out}")
+    if half:
+        from ..bundle import ModelBundle
+
+        ModelBundle.load(out).save(out, half=True)
+    typer.echo(f"wrote {out}{' (float16 weights)' if half else ''}")
 
 
 @app.command("evaluate")

@@ -39,18 +39,25 @@ class WindowDataset(Dataset):
     (zeros before the clip start and past its end); ``words`` -> int64 (W,) word ids
     (zeros without `vocab` or words); ``clip`` -> id; ``start`` -> first frame.
     The default DataLoader collate batches these.
+
+    Windows start on the 12-frame grid, where audio samples and mel hops align exactly.
+    Motion-only users (the tokenizer) may pass ``start_grid=1`` to start windows at any
+    frame, so that tokens see every phase of the motion (4x more distinct latents).
     """
 
     def __init__(self, clips: Sequence[ClipData], window_frames: int = 64,
                  stride_frames: int = 12, stats: RegionStats | None = None,
                  vocab: Vocabulary | None = None, audio_context_frames: int = 0,
-                 sample_rate: int = SAMPLE_RATE) -> None:
+                 sample_rate: int = SAMPLE_RATE, start_grid: int = START_GRID_FRAMES) -> None:
         if window_frames <= 0 or window_frames % TOKEN_FRAMES:
             raise ValueError(f"window_frames must be a positive multiple of {TOKEN_FRAMES}, "
                              f"got {window_frames}")
-        if stride_frames <= 0 or stride_frames % START_GRID_FRAMES:
+        if start_grid not in (1, START_GRID_FRAMES):
+            raise ValueError(f"start_grid must be {START_GRID_FRAMES} (audio-exact) or 1 (motion only), "
+                             f"got {start_grid}")
+        if stride_frames <= 0 or stride_frames % start_grid:
             raise ValueError(f"stride_frames must be a positive multiple of "
-                             f"{START_GRID_FRAMES}, got {stride_frames}")
+                             f"{start_grid}, got {stride_frames}")
         if audio_context_frames < 0 or audio_context_frames % START_GRID_FRAMES:
             raise ValueError(f"audio_context_frames must be a non-negative multiple of "
                              f"{START_GRID_FRAMES}, got {audio_context_frames}")

@@ -39,6 +39,13 @@ class ModelConfig:
     embed_noise_std: float = 0.1  # Gaussian noise on the experts' input embeddings (training only)
     cond_drop_prob: float = 0.1  # classifier-free guidance: per-sequence drop of audio (+ text)
     text_drop_prob: float = 0.3  # per-sequence drop of text alone, so that the model runs without it
+    # training-only corruption of the audio features, so that a small training set cannot be
+    # memorised through the audio (features identifying a position in the training clip)
+    audio_feat_dropout: float = 0.0  # element-wise dropout of the audio features
+    audio_noise_std: float = 0.0  # Gaussian noise added to the audio features
+    label_smoothing: float = 0.0  # of the training cross-entropies (evaluation is never smoothed)
+    # regions whose logits factorise over a pair codebook's two sub-codes (layers.PairHead)
+    pair_head_regions: tuple[str, ...] = ()
     text_vocab_size: int = 0  # 0 = no text input
     lambda_local: float = 0.3
     lambda_fuse: float = 1.0
@@ -49,9 +56,14 @@ class ModelConfig:
             raise ValueError(f"heads={self.heads} must divide dim={self.dim} into even head sizes (RoPE)")
         if min(self.expert_blocks, self.codebook_size, self.window_tokens) < 1 or self.fuse_blocks < 0:
             raise ValueError("expert_blocks, codebook_size, window_tokens must be >= 1, fuse_blocks >= 0")
-        for name in ("dropout", "cond_drop_prob", "text_drop_prob"):
+        for name in ("dropout", "cond_drop_prob", "text_drop_prob", "audio_feat_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
+        object.__setattr__(self, "pair_head_regions", tuple(self.pair_head_regions))
+        if self.pair_head_regions and round(self.codebook_size ** 0.5) ** 2 != self.codebook_size:
+            raise ValueError(f"pair_head_regions need a square codebook_size, got {self.codebook_size}")
+        if self.audio_noise_std < 0:
+            raise ValueError("audio_noise_std must be >= 0")
         if self.audio.vocab_size != self.text_vocab_size:
             # the text vocabulary is the model's; the audio encoder that embeds words follows it
             object.__setattr__(self, "audio", dataclasses.replace(self.audio, vocab_size=self.text_vocab_size))

@@ -19,7 +19,7 @@ from torch import nn
 from ..streaming.base import StreamingModule
 from ..streaming.state import StreamState
 from .config import FRAMES_PER_TOKEN, ModelConfig
-from .layers import MLP, audio_cross_attention, token_self_attention
+from .layers import MLP, audio_cross_attention, token_head, token_self_attention
 
 
 class ExpertBlock(StreamingModule):
@@ -62,7 +62,7 @@ class RegionExpert(StreamingModule):
         self.audio_norm = nn.LayerNorm(cfg.audio.dim)
         self.blocks = nn.ModuleList(ExpertBlock(cfg) for _ in range(cfg.expert_blocks))
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, K)
+        self.head = token_head(cfg, region)
 
     def embed(self, inputs: torch.Tensor, noise_std: float = 0.0,
               generator: torch.Generator | None = None) -> torch.Tensor:

@@ -31,7 +31,7 @@ from ..body.constants import REGIONS
 from ..streaming.base import StreamingModule
 from ..streaming.state import StreamState
 from .config import ModelConfig
-from .layers import MLP, RegionAttention, audio_cross_attention, token_self_attention
+from .layers import MLP, RegionAttention, audio_cross_attention, token_head, token_self_attention
 
 
 class FuseBlock(StreamingModule):
@@ -82,7 +82,7 @@ class XARFuse(StreamingModule):
         self.audio_norm = nn.LayerNorm(cfg.audio.dim)
         self.blocks = nn.ModuleList(FuseBlock(cfg, R) for _ in range(cfg.fuse_blocks))
         self.norm = nn.LayerNorm(d)
-        self.classifiers = nn.ModuleList(nn.Linear(d, cfg.codebook_size) for _ in regions)
+        self.classifiers = nn.ModuleList(token_head(cfg, r) for r in regions)
 
     @property
     def num_regions(self) -> int:

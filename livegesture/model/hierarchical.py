@@ -237,10 +237,24 @@ class LiveGestureModel(nn.Module):
             raise ValueError(f"the audio gives {feats.shape[1]} frames after {ctx} context frames, the tokens "
                              f"need {FRAMES_PER_TOKEN * T}: window audio of ceil(W*16000/30) samples (plus "
                              f"batch['audio_context_frames'] of context) is expected")
+        if self.training:
+            feats = self._corrupt_audio(feats, generator)
         drop = None
         if self.training and self.config.cond_drop_prob > 0:
             drop = torch.rand(B, generator=generator, device=dev) < self.config.cond_drop_prob
         return feats, drop
+
+    def _corrupt_audio(self, feats: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Training-time audio feature dropout and Gaussian noise (``audio_feat_dropout``,
+        ``audio_noise_std``): the condition must stay useful without pinning down clip positions."""
+        c = self.config
+        if c.audio_feat_dropout > 0:
+            keep = torch.rand(feats.shape, generator=generator, device=feats.device) >= c.audio_feat_dropout
+            feats = feats * keep.to(feats.dtype) / (1.0 - c.audio_feat_dropout)
+        if c.audio_noise_std > 0:
+            feats = feats + c.audio_noise_std * torch.randn(feats.shape, generator=generator, device=feats.device,
+                                                            dtype=feats.dtype)
+        return feats
 
     def expert_loss(self, region: str, batch: Mapping[str, Any],
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -268,12 +282,13 @@ class LiveGestureModel(nn.Module):
         if drop is not None:
             feats = torch.where(drop[:, None, None], self.null_audio.to(feats.dtype), feats)
         noise = self.config.embed_noise_std if self.training else 0.0
+        ls = self.config.label_smoothing if self.training else 0.0
         losses, metrics = [], {}
         for r, i in zip(regions, rows):
             expert = self.experts[r]
             state = expert.init_state(tokens.shape[0], feats.device, feats.dtype)
             h = expert.step(shift_right(tokens[:, i], self.bos_id), state, feats, noise, generator)
-            ce = F.cross_entropy(expert.head(h).flatten(0, 1), tokens[:, i].flatten())
+            ce = F.cross_entropy(expert.head(h).flatten(0, 1), tokens[:, i].flatten(), label_smoothing=ls)
             losses.append(ce)
             metrics[f"ce_{r}"] = float(ce.detach())
         loss = torch.stack(losses).mean()
@@ -307,8 +322,9 @@ class LiveGestureModel(nn.Module):
         out = self.teacher_forced(tokens, feats=feats, inputs=inputs, drop=drop, noise=self.training,
                                   generator=generator)
         K = self.codebook_size
-        l_local = F.cross_entropy(out["local"].reshape(-1, K), tokens.reshape(-1))
-        l_fuse = F.cross_entropy(out["fused"].reshape(-1, K), tokens.reshape(-1))
+        ls = self.config.label_smoothing if self.training else 0.0
+        l_local = F.cross_entropy(out["local"].reshape(-1, K), tokens.reshape(-1), label_smoothing=ls)
+        l_fuse = F.cross_entropy(out["fused"].reshape(-1, K), tokens.reshape(-1), label_smoothing=ls)
         loss = self.config.lambda_local * l_local + self.config.lambda_fuse * l_fuse
         return loss, {"loss": float(loss.detach()), "ce_local": float(l_local.detach()),
                       "ce_fuse": float(l_fuse.detach()), "masked_frac": float(token_mask.float().mean())}

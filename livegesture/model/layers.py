@@ -28,6 +28,34 @@ def token_self_attention(cfg: ModelConfig) -> StreamingSelfAttention:
                                   dropout=cfg.dropout)
 
 
+class PairHead(nn.Module):
+    """Logits over K = K2 * K2 token ids as ``a_i + b_j`` for id ``i * K2 + j``.
+
+    For regions whose tokenizer uses a pair codebook (two sub-codes per token): the
+    softmax over K then factorises into independent distributions of the two sub-codes,
+    2 * K2 classes to learn instead of K, which a small training set can estimate.
+    """
+
+    def __init__(self, dim: int, num_codes: int) -> None:
+        super().__init__()
+        k2 = int(round(num_codes ** 0.5))
+        if k2 * k2 != num_codes:
+            raise ValueError(f"a pair head needs a square codebook size, got {num_codes}")
+        self.k2 = k2
+        self.first = nn.Linear(dim, k2)
+        self.second = nn.Linear(dim, k2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return (self.first(h)[..., :, None] + self.second(h)[..., None, :]).flatten(-2)
+
+
+def token_head(cfg: ModelConfig, region: str) -> nn.Module:
+    """The logits layer of a region: a pair head for ``cfg.pair_head_regions``, else linear."""
+    if region in cfg.pair_head_regions:
+        return PairHead(cfg.dim, cfg.codebook_size)
+    return nn.Linear(cfg.dim, cfg.codebook_size)
+
+
 class MLP(nn.Module):
     """Linear -> GELU -> dropout -> Linear (the transformer feed-forward and the token projection)."""
 

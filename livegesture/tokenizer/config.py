@@ -19,5 +19,34 @@ class TokenizerConfig:
     ema_decay: float = 0.99
     dead_code_threshold: float = 0.5  # EMA usage below which a code is replaced
     commitment: float = 0.25
+    # regions whose token is a pair of sub-codes from two sqrt(K)-code books (id = i * sqrt(K) + j);
+    # pair_kind "residual" (second book quantises the first one's error) or "product" (code halves)
+    pair_regions: tuple[str, ...] = ()
+    pair_kind: str = "residual"
     # losses
     velocity_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pair_regions", tuple(self.pair_regions))
+        if self.pair_kind not in ("residual", "product"):
+            raise ValueError(f"pair_kind must be 'residual' or 'product', got {self.pair_kind!r}")
+        from ..body.constants import REGIONS
+
+        unknown = [r for r in self.pair_regions if r not in REGIONS]
+        if unknown:
+            raise ValueError(f"pair_regions: unknown region(s) {unknown}; regions are {REGIONS}")
+        if self.pair_regions:
+            k2 = int(round(self.codebook_size ** 0.5))
+            if k2 * k2 != self.codebook_size:
+                raise ValueError(f"pair_regions need a square codebook_size, got {self.codebook_size}")
+
+    def stage1_fields(self) -> dict:
+        """The fields stage 1 (encoder, decoder) depends on; the others only shape stage 2."""
+        from dataclasses import asdict
+
+        return {k: v for k, v in asdict(self).items() if k not in STAGE2_FIELDS}
+
+
+#: fields that only change stage 2 (projection, codebook): stage 2 may be rerun with other values
+STAGE2_FIELDS = frozenset({"code_dim", "codebook_size", "ema_decay", "dead_code_threshold", "commitment",
+                           "pair_regions", "pair_kind"})

@@ -24,8 +24,17 @@ def save_tokenizer(path: str | os.PathLike, tokenizer: MotionTokenizer, stats: R
     return save_model_file(path, tensors, KIND, meta)
 
 
-def load_tokenizer(path: str | os.PathLike) -> tuple[MotionTokenizer, RegionStats, dict[str, Any]]:
-    tensors, meta = load_model_file(path, kind=KIND)
+def load_tokenizer(path: str | os.PathLike, allow_model: bool = False
+                   ) -> tuple[MotionTokenizer, RegionStats, dict[str, Any]]:
+    """A tokenizer file; with `allow_model` also the tokenizer inside a full model file (its meta
+    then gets the tokenizer's ``stages`` and the model's ``train_clips``)."""
+    tensors, meta = load_model_file(path, kind=None if allow_model else KIND)
+    if meta.get("kind") == "livegesture" and allow_model:
+        cfg = meta.get("config", {})
+        meta = {"tokenizer": cfg.get("tokenizer", {}), "stages": meta.get("stages", {}).get("tokenizer", {}),
+                "train_clips": meta.get("train_clips", [])}
+    elif meta.get("kind") != KIND:
+        raise CheckpointError(f"{path}: is a '{meta.get('kind')}' file, expected a tokenizer or model file")
     return tokenizer_from_tensors(tensors, meta, path)
 
 

@@ -57,6 +57,19 @@ class EMAQuantizer(nn.Module):
         return self.codebook[ids]
 
     @torch.no_grad()
+    def init_codes(self, z: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """k-means initialise the codebook on latents z (..., dim), e.g. every training window's
+        (not just the first batch's: with K close to a batch's token count that copies the batch)."""
+        flat = z.detach().reshape(-1, self.dim).float()
+        c = kmeans(flat, self.num_codes, generator=generator)
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(c, 0)
+        self.codebook.copy_(c)
+        self.ema_sum.copy_(c)
+        self.ema_count.fill_(1.0)
+        self.initialised.fill_(True)
+
+    @torch.no_grad()
     def update(self, z: torch.Tensor, ids: torch.Tensor) -> None:
         """One EMA step (training only), with k-means init on the first call and dead-code reseeding."""
         flat = z.detach().reshape(-1, self.dim).float()
@@ -99,3 +112,76 @@ class EMAQuantizer(nn.Module):
         p = counts / counts.sum().clamp(min=1)
         perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
         return perplexity, float((counts > 0).double().mean())
+
+
+class PairQuantizer(nn.Module):
+    """One token from two sub-codebooks of K2 = sqrt(K) codes: id = i * K2 + j.
+
+    ``residual``: code i of the first codebook plus code j of the second, which quantises
+    what the first one left. ``product``: the two halves of the code vector are
+    quantised separately and concatenated. Either way each sub-code is fitted on far
+    more latents than a flat code of a K-code book, and the K ids combine sub-codes
+    never seen together in training; the AR model still sees one token per region.
+    """
+
+    KINDS = ("residual", "product")
+
+    def __init__(self, num_codes: int, dim: int, kind: str = "residual", decay: float = 0.99,
+                 dead_threshold: float = 0.5) -> None:
+        super().__init__()
+        k2 = int(round(num_codes ** 0.5))
+        if k2 * k2 != num_codes:
+            raise ValueError(f"a pair codebook needs a square codebook size, got {num_codes}")
+        if kind not in self.KINDS:
+            raise ValueError(f"pair codebook kind must be one of {self.KINDS}, got {kind!r}")
+        if kind == "product" and dim % 2:
+            raise ValueError(f"a product codebook needs an even code_dim, got {dim}")
+        self.num_codes, self.dim, self.kind, self.k2 = num_codes, dim, kind, k2
+        sub = dim // 2 if kind == "product" else dim
+        self.first = EMAQuantizer(k2, sub, decay, dead_threshold)
+        self.second = EMAQuantizer(k2, sub, decay, dead_threshold)
+
+    @property
+    def initialised(self) -> torch.Tensor:
+        return self.first.initialised & self.second.initialised
+
+    def _split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.dim // 2
+        return z[..., :h], z[..., h:]
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        if self.kind == "product":
+            a, b = self._split(z)
+            return self.first.nearest(a) * self.k2 + self.second.nearest(b)
+        i = self.first.nearest(z)
+        return i * self.k2 + self.second.nearest(z - self.first.lookup(i))
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        i, j = ids // self.k2, ids % self.k2
+        if self.kind == "product":
+            return torch.cat([self.first.lookup(i), self.second.lookup(j)], dim=-1)
+        return self.first.lookup(i) + self.second.lookup(j)
+
+    @torch.no_grad()
+    def init_codes(self, z: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        flat = z.detach().reshape(-1, self.dim).float()
+        if self.kind == "product":
+            a, b = self._split(flat)
+            self.first.init_codes(a, generator)
+            self.second.init_codes(b, generator)
+            return
+        self.first.init_codes(flat, generator)
+        self.second.init_codes(flat - self.first.lookup(self.first.nearest(flat)), generator)
+
+    @torch.no_grad()
+    def update(self, z: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        """EMA step of both sub-codebooks (their own ids are recomputed from z)."""
+        flat = z.detach().reshape(-1, self.dim).float()
+        if self.kind == "product":
+            a, b = self._split(flat)
+            self.first.update(a, self.first.nearest(a))
+            self.second.update(b, self.second.nearest(b))
+            return
+        self.first.update(flat, self.first.nearest(flat))
+        r = flat - self.first.lookup(self.first.nearest(flat))
+        self.second.update(r, self.second.nearest(r))

@@ -41,7 +41,7 @@ def report_tokenizer(model_path: str | Path, data_dir: str | Path,
                      ids: Sequence[str] | None = None) -> dict[str, Any]:
     """Per region: errors of the mean pose, the stage-1 autoencoder and the stage-2 VQ on held-out
     clips (whole sequences), with codebook perplexity and share of codes used."""
-    tok, stats, meta = load_tokenizer(model_path)
+    tok, stats, meta = load_tokenizer(model_path, allow_model=True)
     trained_on = set(meta.get("train_clips", []))
     files = find_clips(data_dir, ids=list(ids) if ids else None, require=("motion",))
     if not ids:

@@ -18,7 +18,7 @@ from ..streaming.state import StreamState
 from .config import TokenizerConfig
 from .decoder import CausalMotionDecoder
 from .encoder import MotionEncoder
-from .quantizer import EMAQuantizer
+from .quantizer import EMAQuantizer, PairQuantizer
 
 
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weight: float
@@ -38,8 +38,13 @@ class RegionTokenizer(nn.Module):
         self.encoder = MotionEncoder(self.dim, cfg)
         self.decoder = CausalMotionDecoder(self.dim, cfg)
         self.pre = nn.Linear(cfg.latent_dim, cfg.code_dim)
-        self.quantizer = EMAQuantizer(cfg.codebook_size, cfg.code_dim, cfg.ema_decay,
-                                      cfg.dead_code_threshold)
+        self.quantizer: EMAQuantizer | PairQuantizer
+        if region in cfg.pair_regions:
+            self.quantizer = PairQuantizer(cfg.codebook_size, cfg.code_dim, cfg.pair_kind, cfg.ema_decay,
+                                           cfg.dead_code_threshold)
+        else:
+            self.quantizer = EMAQuantizer(cfg.codebook_size, cfg.code_dim, cfg.ema_decay,
+                                          cfg.dead_code_threshold)
         self.post = nn.Sequential(nn.Linear(cfg.code_dim, cfg.hidden), nn.GELU(),
                                   nn.Linear(cfg.hidden, cfg.latent_dim))
         # linear part of W; with P it starts as a PCA projection/back-projection (init_stage2)
@@ -73,8 +78,8 @@ class RegionTokenizer(nn.Module):
         self.pre.bias.copy_((-u @ mu).float())
         self.skip.weight.copy_(u.t().float())
         self.skip.bias.copy_(mu.float())
-        # a new code space: the codebook must be k-means initialised again on the first batch
-        self.quantizer.initialised.fill_(False)
+        # a new code space: k-means initialise the codebook on all the given latents
+        self.quantizer.init_codes(self.pre(z.float()), torch.Generator().manual_seed(0))
 
     def autoencode(self, x: torch.Tensor) -> torch.Tensor:
         """Stage 1: (B, T, D) -> reconstruction through the continuous latent."""

@@ -16,7 +16,7 @@ from ..errors import CheckpointError, ConfigError
 from ..model import LiveGestureModel, batch_tokens
 from ..tokenizer import MotionTokenizer
 from .config import ExperimentConfig
-from .data import augment, load_clips, select_clip_files
+from .data import train_val_clips
 from .loop import Trainer
 
 
@@ -115,10 +115,7 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
         bundle = ModelBundle.create(cfg, tok, stats, tokenizer_stages=tmeta.get("stages"))
     if stage == "fuse" and not bundle.stages.get("experts"):
         raise ConfigError(f"{out}: the experts have not been trained yet")
-    train_files = select_clip_files(data_dir, cfg.data, "train")
-    val_files = select_clip_files(data_dir, cfg.data, "val")
-    train_clips = augment(load_clips(train_files, progress), cfg.data)
-    val_clips = load_clips(val_files, progress)
+    train_files, train_clips, val_clips = train_val_clips(data_dir, cfg.data, progress=progress)
     if bundle.vocab is None and cfg.data.use_text:
         bundle.vocab = build_vocab(train_clips, cfg)
         if bundle.model.config.text_vocab_size != len(bundle.vocab):

@@ -22,6 +22,8 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 class DataConfig:
     window_frames: int = 64
     stride_frames: int = 12
+    # tokenizer training windows may start at any frame (motion only): 0 = stride_frames
+    tokenizer_stride_frames: int = 0
     train_split: str = "train"      # used when the folder has train_test_split.csv
     val_split: str = "val"
     speakers: tuple[int, ...] = ()  # empty: all speakers
@@ -31,6 +33,17 @@ class DataConfig:
     vocab_min_count: int = 1
     audio_context_frames: int = 24  # audio before each window, so the causal encoder is warmed up
     mirror: bool = False            # add left/right mirrored copies of the training clips
+    # hold out the last `val_tail` share of every training clip as the validation set (keep_best), so
+    # that a separate clip can stay a pure test clip; the slices are named "<id>#tail"
+    val_tail: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.tokenizer_stride_frames < 0:
+            raise ValueError(f"data.tokenizer_stride_frames must be >= 0, got {self.tokenizer_stride_frames}")
+        if not 0.0 <= self.val_tail < 1.0:
+            raise ValueError(f"data.val_tail must be in [0, 1), got {self.val_tail}")
+        if self.val_tail > 0 and self.val_ids:
+            raise ValueError("give either data.val_ids or data.val_tail, not both")
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,10 @@ class ExperimentConfig:
         if self.model.codebook_size != self.tokenizer.codebook_size:
             raise ValueError(f"model.codebook_size {self.model.codebook_size} differs from "
                              f"tokenizer.codebook_size {self.tokenizer.codebook_size}")
+        extra = set(self.model.pair_head_regions) - set(self.tokenizer.pair_regions)
+        if extra:
+            raise ValueError(f"model.pair_head_regions {sorted(extra)} need pair codebooks "
+                             "(tokenizer.pair_regions)")
         if self.data.window_frames % 4:
             raise ValueError("data.window_frames must be a multiple of 4")
 

@@ -44,6 +44,46 @@ def load_clips(files, progress: bool = True, desc: str = "loading clips") -> lis
     return [load_clip(f) for f in tqdm(files, desc=desc, disable=not progress or len(files) < 2)]
 
 
+def split_tail(clip: ClipData, share: float) -> tuple[ClipData, ClipData]:
+    """(head, tail) of a clip cut at frame round((1 - share) * n): motion, audio and words split at the
+    same instant; the tail is named ``<id>#tail`` and its words start at 0 s."""
+    from dataclasses import replace
+
+    if clip.motion is None:
+        raise DataError(f"clip {clip.id}: a validation tail needs motion")
+    n = len(clip.motion)
+    cut = int(round((1.0 - share) * n))
+    if not 0 < cut < n:
+        raise DataError(f"clip {clip.id}: {n} frames cannot be split at share {share}")
+    t = cut / clip.motion.fps
+    samples = int(round(t * clip.sample_rate))
+    audio = clip.audio
+    words = clip.words
+    head = replace(clip, motion=clip.motion[:cut], audio=None if audio is None else audio[:samples],
+                   words=None if words is None else [w for w in words if w.start < t])
+    tail = replace(clip, id=clip.id + "#tail", motion=clip.motion[cut:],
+                   audio=None if audio is None else audio[samples:],
+                   words=None if words is None else [replace(w, start=max(w.start - t, 0.0), end=w.end - t)
+                                                     for w in words if w.end > t])
+    return head, tail
+
+
+def train_val_clips(data_dir: str | Path, cfg: DataConfig, require=("motion", "audio"), progress: bool = True
+                    ) -> tuple[list, list[ClipData], list[ClipData]]:
+    """(training clip files, training clips with augmentation, validation clips) of a stage.
+
+    With ``cfg.val_tail`` the validation set is the tail of every training clip (which the training
+    clips then lose) and nothing else: other clips stay untouched for testing."""
+    train_files = select_clip_files(data_dir, cfg, "train", require=require)
+    train = load_clips(train_files, progress)
+    if cfg.val_tail > 0:
+        pairs = [split_tail(c, cfg.val_tail) for c in train]
+        train, val = [h for h, _ in pairs], [t for _, t in pairs]
+    else:
+        val = load_clips(select_clip_files(data_dir, cfg, "val", require=require), progress)
+    return train_files, augment(train, cfg), val
+
+
 def augment(clips: list[ClipData], cfg: DataConfig) -> list[ClipData]:
     """Training clips plus, with ``cfg.mirror``, their left/right mirror images (same audio)."""
     if not cfg.mirror:

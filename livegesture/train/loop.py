@@ -41,6 +41,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"        # fp32 | bf16 (autocast on CUDA/CPU) | fp16 (CUDA, grad scaling)
     keep_best: bool = False        # end with the weights of the lowest validation loss (needs eval_every)
+    patience: int = 0              # with keep_best: stop after this many evaluations without a new best
 
 
 class Trainer:
@@ -159,6 +160,14 @@ class Trainer:
             self.best = {"step": float(self.step), **val}
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
+    def out_of_patience(self) -> bool:
+        """True once ``patience`` evaluations in a row brought no new best (a function of the saved
+        state, so a resumed run stops at the same step)."""
+        c = self.cfg
+        if not (c.keep_best and c.patience > 0 and c.eval_every > 0 and self.best is not None):
+            return False
+        return self.step - int(self.best["step"]) >= c.patience * c.eval_every
+
     # ---------------------------------------------------------------- loop
     def _autocast(self):
         if self.cfg.precision in ("bf16", "fp16"):
@@ -210,7 +219,7 @@ class Trainer:
         batches = self._batches()
         self.model.train()
         t0 = time.perf_counter()
-        while self.step < self.cfg.steps and self.opt is not None:
+        while self.step < self.cfg.steps and self.opt is not None and not self.out_of_patience():
             batch = self._to_device(next(batches))
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.step)

@@ -10,11 +10,12 @@ import torch
 
 from ..body.constants import REGIONS
 from ..data import RegionStats, WindowDataset, training_features
+from ..data.windows import START_GRID_FRAMES
 from ..errors import ConfigError
-from ..tokenizer import MotionTokenizer
+from ..tokenizer import MotionTokenizer, TokenizerConfig
 from ..tokenizer.io import load_tokenizer, save_tokenizer
 from .config import ExperimentConfig
-from .data import augment, load_clips, select_clip_files
+from .data import train_val_clips
 from .loop import Trainer
 
 
@@ -24,6 +25,17 @@ def parse_regions(region: str) -> tuple[str, ...]:
     if region not in REGIONS:
         raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)} or all")
     return (region,)
+
+
+def restart_stage2(tok: MotionTokenizer, cfg: TokenizerConfig, stages: dict[str, int]
+                   ) -> tuple[MotionTokenizer, dict[str, int]]:
+    """A tokenizer with `cfg`'s stage-2 settings (codebook size, code_dim, pair codebooks...) that keeps
+    `tok`'s trained encoders and decoders; every region goes back to 'stage 1 done'."""
+    new = MotionTokenizer(cfg)
+    for r in new.regions:
+        new[r].encoder.load_state_dict(tok[r].encoder.state_dict())
+        new[r].decoder.load_state_dict(tok[r].decoder.state_dict())
+    return new, {r: min(int(s), 1) for r, s in stages.items()}
 
 
 def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, region: str = "all",
@@ -39,15 +51,16 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
     out = Path(out)
     work = out.with_name(out.name + ".work")
     regions = parse_regions(region)
-    train_files = select_clip_files(data_dir, cfg.data, "train", require=("motion",))
-    val_files = select_clip_files(data_dir, cfg.data, "val", require=("motion",))
-    train_clips = augment(load_clips(train_files, progress), cfg.data)
-    val_clips = load_clips(val_files, progress)
+    train_files, train_clips, val_clips = train_val_clips(data_dir, cfg.data, ("motion",), progress)
     if out.is_file():
         tok, stats, meta = load_tokenizer(out)
-        if tok.cfg != cfg.tokenizer:
-            raise ConfigError(f"{out}: was trained with a different tokenizer config; use another --out")
         stages: dict[str, int] = dict(meta.get("stages", {}))
+        if tok.cfg != cfg.tokenizer:
+            if stage != 2 or tok.cfg.stage1_fields() != cfg.tokenizer.stage1_fields():
+                raise ConfigError(f"{out}: was trained with a different tokenizer config; use another --out")
+            tok, stages = restart_stage2(tok, cfg.tokenizer, stages)
+            for stale in work.glob("tokenizer-*-stage2.ckpt"):  # checkpoints of the old codebooks
+                stale.unlink()
     else:
         if stage == 2:
             raise ConfigError(f"{out}: no such tokenizer file; run stage 1 first")
@@ -55,7 +68,9 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         stats = RegionStats.compute(training_features(c.motion) for c in train_clips)
         stages = {}
     wcfg = cfg.data
-    train_set = WindowDataset(train_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
+    stride = wcfg.tokenizer_stride_frames or wcfg.stride_frames
+    train_set = WindowDataset(train_clips, wcfg.window_frames, stride, stats=stats,
+                              start_grid=START_GRID_FRAMES if stride % START_GRID_FRAMES == 0 else 1)
     val_set = (WindowDataset(val_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
                if val_clips else None)
     tcfg = cfg.tokenizer_stage1 if stage == 1 else cfg.tokenizer_stage2
@@ -73,7 +88,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         if stage == 2:
             torch.manual_seed(tcfg.seed)
             rng = random.Random(tcfg.seed)
-            pick = rng.sample(range(len(train_set)), min(len(train_set), 256))
+            pick = rng.sample(range(len(train_set)), min(len(train_set), 1024))
             sample = torch.stack([train_set[i][r] for i in pick])
             model.init_stage2(sample)
         trainer = Trainer(model, lambda m, b, r=r: m(b[r], stage), train_set, tcfg, work,

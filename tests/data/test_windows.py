@@ -116,3 +116,19 @@ def test_bad_clips(clips):
     other_rate = ClipData("2_x_0_8_8", clips[0].motion, clips[0].audio, None, sample_rate=8000)
     with pytest.raises(DataError, match="8000 Hz"):
         WindowDataset([other_rate])
+
+
+def test_motion_only_windows_may_start_at_any_frame(clips):
+    with pytest.raises(ValueError, match="multiple of 12"):
+        WindowDataset(clips, 16, 5)
+    with pytest.raises(ValueError, match="start_grid"):
+        WindowDataset(clips, 16, 4, start_grid=4)
+    grid = WindowDataset(clips, 16, 12)
+    ds = WindowDataset(clips, 16, 1, start_grid=1)
+    n0 = len(clips[0].motion)
+    starts = [s for ci, s in ds.index if ci == 0]
+    assert starts == list(range(n0 - 16 + 1))
+    assert len(ds) > 4 * len(grid)
+    i = starts.index(7)
+    feats = ds[i]
+    np.testing.assert_array_equal(feats["upper"].numpy(), ds._features[0]["upper"][7:23])

@@ -107,3 +107,46 @@ def test_window_dataset_batch_through_tokenizers_and_losses():
     assert torch.isfinite(l1) and torch.isfinite(l2)
     with pytest.raises(ValueError, match="context"):  # context frames not declared: misaligned, refused
         model({"tokens": tokens, "audio": batch["audio"]}, stage=1)
+
+
+def test_audio_corruption_and_label_smoothing_act_in_training_only():
+    tokens = torch.randint(0, 16, (3, 4, 6), generator=torch.Generator().manual_seed(0))
+    batch = {"tokens": tokens, "audio": audio_for(6, 3)}
+    plain = tiny_model(cond_drop_prob=0.0)
+    reg = tiny_model(audio_feat_dropout=0.5, audio_noise_std=1.0, label_smoothing=0.2, cond_drop_prob=0.0)
+    with torch.no_grad():  # eval: identical weights give identical losses (nothing corrupted, no smoothing)
+        assert torch.equal(plain.experts_loss(batch)[0], reg.experts_loss(batch)[0])
+        assert torch.equal(plain.loss(batch)[0], reg.loss(batch)[0])
+        plain.train(), reg.train()
+        g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+        feats = reg.audio_features(batch["audio"])
+        corrupted = reg._corrupt_audio(feats, g())
+        dropped = (corrupted - feats).abs() > 0
+        assert 0.9 < float(dropped.double().mean()) <= 1.0  # noise touches every element
+        assert not torch.equal(plain.experts_loss(batch, generator=g())[0], reg.experts_loss(batch, generator=g())[0])
+    for bad in ({"audio_feat_dropout": 1.0}, {"label_smoothing": -0.1}, {"audio_noise_std": -1.0}):
+        with pytest.raises(ValueError):
+            tiny_model(**bad)
+
+
+def test_pair_head_factorises_the_token_distribution():
+    from livegesture.model.layers import PairHead
+
+    head = PairHead(8, 36)
+    x = torch.randn(3, 5, 8)
+    logits = head(x)
+    assert logits.shape == (3, 5, 36)
+    a, b = head.first(x), head.second(x)
+    assert torch.allclose(logits[..., 2 * 6 + 5], a[..., 2] + b[..., 5])
+    p = logits.softmax(-1).view(3, 5, 6, 6)
+    torch.testing.assert_close(p, a.softmax(-1)[..., :, None] * b.softmax(-1)[..., None, :])
+    model = tiny_model(pair_head_regions=("hands",))
+    assert isinstance(model.experts["hands"].head, PairHead)
+    assert isinstance(model.fuse.classifiers[1], PairHead) and isinstance(model.fuse.classifiers[0], torch.nn.Linear)
+    with pytest.raises(ValueError, match="square"):
+        tiny_model(codebook_size=32, pair_head_regions=("hands",))
+    from livegesture.train.config import load_experiment
+
+    with pytest.raises(ConfigError, match="need pair codebooks"):
+        load_experiment("demo", {"tokenizer.codebook_size": 529, "model.codebook_size": 529,
+                                 "tokenizer.pair_regions": ["upper"], "model.pair_head_regions": ["hands"]})

@@ -13,7 +13,7 @@ from livegesture.train.config import load_experiment
 from livegesture.train.tokenizer_stage import train_tokenizer
 
 TINY = {"tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
-        "tokenizer.codebook_size": 32, "model.codebook_size": 32, "tokenizer_stage1.steps": 40, "tokenizer_stage1.batch_size": 8,
+        "tokenizer.codebook_size": 36, "model.codebook_size": 36, "tokenizer_stage1.steps": 40, "tokenizer_stage1.batch_size": 8,
         "tokenizer_stage1.checkpoint_every": 20, "tokenizer_stage2.steps": 20,
         "tokenizer_stage2.batch_size": 8, "tokenizer_stage1.device": "cpu",
         "tokenizer_stage2.device": "cpu"}
@@ -75,3 +75,28 @@ def test_not_a_model_file(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="bad.safetensors"):
         load_tokenizer(bad)
+
+
+def test_stage2_rerun_with_other_codebook_settings_keeps_stage1(synth, tmp_path):
+    import torch
+
+    cfg = load_experiment("demo", {**TINY, "data.tokenizer_stride_frames": 4})  # windows at 4-frame steps
+    out = tmp_path / "tok.safetensors"
+    train_tokenizer(synth, out, cfg, region="all", stage=1, progress=False)
+    train_tokenizer(synth, out, cfg, region="hands", stage=2, progress=False)
+    before, _, _ = load_tokenizer(out)
+    pair = load_experiment("demo", {**TINY, "data.tokenizer_stride_frames": 4, "tokenizer.codebook_size": 49,
+                                    "model.codebook_size": 49, "tokenizer.pair_regions": ["hands"],
+                                    "model.pair_head_regions": ["hands"]})
+    train_tokenizer(synth, out, pair, region="hands", stage=2, progress=False)
+    tok, _, meta = load_tokenizer(out)
+    assert tok.cfg == pair.tokenizer and tok["hands"].quantizer.num_codes == 49
+    # the other regions go back to 'stage 1 done' (their codebooks no longer match the config)
+    assert meta["stages"] == {"upper": 1, "hands": 2, "lower": 1, "face": 1}
+    for r in ("upper", "hands"):
+        for a, b in zip(before[r].decoder.state_dict().values(), tok[r].decoder.state_dict().values()):
+            assert torch.equal(a, b)
+    stage1_change = load_experiment("demo", {**TINY, "tokenizer.codebook_size": 49, "model.codebook_size": 49,
+                                             "tokenizer.latent_dim": 12})
+    with pytest.raises(ConfigError, match="different tokenizer config"):
+        train_tokenizer(synth, out, stage1_change, region="hands", stage=2, progress=False)

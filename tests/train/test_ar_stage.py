@@ -13,7 +13,7 @@ from livegesture.train.data import load_clips, select_clip_files
 
 TINY = {
     "tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
-    "tokenizer.codebook_size": 32, "model.codebook_size": 32, "model.dim": 32, "model.heads": 2,
+    "tokenizer.codebook_size": 36, "model.codebook_size": 36, "model.dim": 32, "model.heads": 2,
     "model.expert_blocks": 1, "model.fuse_blocks": 1, "model.window_tokens": 8,
     "model.audio": {"dim": 32, "dilations": [1, 2]}, "masking.ramp_steps": 10,
     "data.window_frames": 32, "data.audio_context_frames": 12,
@@ -97,3 +97,54 @@ def test_evaluate_prints_the_table(trained, synth, tmp_path):
     gen, gt = out["rows"]["generated"], out["rows"]["ground_truth"]
     assert gen["l1div"] > 0 and gt["l1div"] > 0 and gen["face_mse"] > 0
     assert "generated" in res.output and "ground_truth" in res.output and "approximate" in res.output
+
+
+def test_half_precision_bundle_is_smaller_and_decodes_like_float32(trained, tmp_path):
+    import numpy as np
+    import torch
+
+    out = trained[0]
+    b = ModelBundle.load(out)
+    half = b.save(tmp_path / "half.safetensors", half=True)
+    assert half.stat().st_size < 0.6 * out.stat().st_size
+    h = ModelBundle.load(half)
+    assert all(t.dtype == torch.float32 for t in [*h.model.parameters(), *h.tokenizer.parameters()])
+    assert "weights_dtype" not in h.meta and h.stages == b.stages
+    K = b.config.model.codebook_size
+    tokens = torch.randint(0, K, (4, 12), generator=torch.Generator().manual_seed(0))
+    ma, mb = b.tokens_to_motion(tokens), h.tokens_to_motion(tokens)
+    assert np.abs(ma.poses - mb.poses).max() < 2e-2  # radians
+    assert np.abs(ma.poses - mb.poses).mean() < 2e-3
+    assert not np.array_equal(ma.poses, mb.poses)  # really rounded
+    from livegesture.data import synthetic_audio
+
+    audio = torch.from_numpy(synthetic_audio(2.0, seed=5)[0])[None]
+    with torch.no_grad():
+        la = b.model.teacher_forced(tokens[None, :, :10], audio[:, :10 * 4 * 1600 // 3 + 1600])["fused"]
+        lb = h.model.teacher_forced(tokens[None, :, :10], audio[:, :10 * 4 * 1600 // 3 + 1600])["fused"]
+    pa, pb = la.softmax(-1), lb.softmax(-1)
+    assert (pa - pb).abs().sum(-1).max() < 0.05  # total variation of the token distributions
+
+
+def test_cli_half_writes_float16_weights(trained, synth, tmp_path):
+    import shutil
+
+    from safetensors import safe_open
+
+    src = trained[0]
+    out = tmp_path / "m.safetensors"
+    shutil.copy(src, out)
+    shutil.copytree(src.with_name(src.name + ".work"), out.with_name(out.name + ".work"))
+    res = CliRunner().invoke(app, ["train", "fuse", "--data", str(synth), "--model", str(out), "--half"])
+    assert res.exit_code == 0, res.output
+    assert "float16 weights" in res.output and out.stat().st_size < 0.6 * src.stat().st_size
+    with safe_open(str(out), framework="pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("model.")}
+    assert "F16" in dtypes and "F32" not in dtypes
+    assert ModelBundle.load(out).stages == ModelBundle.load(src).stages
+
+
+def test_report_tokenizer_reads_the_tokenizer_inside_a_model_file(trained, synth):
+    res = CliRunner().invoke(app, ["report", "tokenizer", "--model", str(trained[0]), "--data", str(synth)])
+    assert res.exit_code == 0, res.output
+    assert "codebook: perplexity" in res.output and "below the mean pose" in res.output

@@ -24,3 +24,34 @@ def test_clip_selection_by_split_and_ids(tmp_path):
     cfg = DataConfig(train_ids=("2_scott_0_4_4",), val_ids=("2_scott_0_1_1",))
     assert ids(select_clip_files(tmp_path, cfg, "train")) == ["2_scott_0_4_4"]
     assert ids(select_clip_files(tmp_path, cfg, "val")) == ["2_scott_0_1_1"]
+
+
+def test_val_tail_splits_each_training_clip_in_time(tmp_path):
+    import pytest
+
+    from livegesture.train.data import split_tail, train_val_clips
+
+    write_synthetic_beat2(tmp_path, n_clips=4, seconds=4, seed=0)
+    clip = load_clip(find_clips(tmp_path, ids=["2_scott_0_1_1"])[0])
+    head, tail = split_tail(clip, 0.25)
+    n = len(clip.motion)
+    assert len(head.motion) == round(0.75 * n) and len(head.motion) + len(tail.motion) == n
+    np.testing.assert_array_equal(tail.motion.poses, clip.motion.poses[len(head.motion):])
+    assert len(head.audio) + len(tail.audio) == len(clip.audio)
+    assert abs(len(head.audio) / 16000 - len(head.motion) / 30) < 1e-4
+    assert tail.id == "2_scott_0_1_1#tail" and head.id == clip.id
+    cut = len(head.motion) / 30
+    assert all(w.start < cut for w in head.words) and all(w.end > 0 for w in tail.words)
+    assert len(head.words) + len(tail.words) >= len(clip.words)
+    cfg = DataConfig(train_ids=("2_scott_0_1_1", "2_scott_0_2_2"), val_tail=0.25, mirror=True)
+    files, train, val = train_val_clips(tmp_path, cfg, progress=False)
+    assert [f.id for f in files] == ["2_scott_0_1_1", "2_scott_0_2_2"]
+    assert [c.id for c in val] == ["2_scott_0_1_1#tail", "2_scott_0_2_2#tail"]
+    assert [c.id for c in train] == ["2_scott_0_1_1", "2_scott_0_2_2", "2_scott_0_1_1~mirror",
+                                     "2_scott_0_2_2~mirror"]
+    assert len(train[0].motion) == len(head.motion)  # mirrored copies of the heads only
+    assert len(train[2].motion) == len(head.motion)
+    with pytest.raises(ValueError, match="either data.val_ids or data.val_tail"):
+        DataConfig(val_ids=("x",), val_tail=0.1)
+    with pytest.raises(ValueError, match="val_tail must be in"):
+        DataConfig(val_tail=1.0)

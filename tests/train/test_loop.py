@@ -76,3 +76,21 @@ def test_keep_best_restores_the_lowest_validation_loss(tmp_path):
     assert res["best_step"] is not None and res["best_step"] % 5 == 0
     assert abs(res["val"]["loss"] - min(seen)) < 1e-12
     assert abs(tr.evaluate()["loss"] - min(seen)) < 1e-12  # the model now holds the best weights
+
+
+def test_patience_stops_after_evaluations_without_a_new_best(tmp_path):
+    from livegesture.train import TrainConfig, Trainer
+
+    from .toy import ToySet, loss_fn, make_model
+
+    base = dict(steps=200, batch_size=12, lr=3e-2, warmup_steps=1, eval_every=5, keep_best=True,
+                device="cpu", grad_clip=0.0, checkpoint_every=0)
+    val = ToySet(n=24, seed=7)
+    full = Trainer(make_model(), loss_fn, ToySet(), TrainConfig(**base), tmp_path / "a", name="p",
+                   val_set=val, progress=False, tensorboard=False).fit()
+    stopped = Trainer(make_model(), loss_fn, ToySet(), TrainConfig(**base, patience=3), tmp_path / "b",
+                      name="p", val_set=val, progress=False, tensorboard=False).fit()
+    assert full["steps"] == 200 and full["best_step"] <= 200 - 15  # the toy overfits: a best exists early
+    assert stopped["best_step"] == full["best_step"]
+    assert stopped["steps"] == stopped["best_step"] + 15
+    assert abs(stopped["val"]["loss"] - full["val"]["loss"]) < 1e-12
