@@ -55,7 +55,7 @@ class FuseBlock(StreamingModule):
         """x (B*R, n, dim) region-major within a session; audio (B*R, 4n, d_audio) -> (B*R, n, dim)."""
         BR, n, d = x.shape
         R = self.num_regions
-        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], audio))
+        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], audio, write_first=n == 1))
         x = x + self.drop(self.temporal.step(self.norm_time(x), state["temporal"]))
         s = self.norm_space(x).view(BR // R, R, n, d).transpose(1, 2).reshape(BR // R * n, R, d)
         s = self.spatial(s).view(BR // R, n, R, d).transpose(1, 2).reshape(BR, n, d)
