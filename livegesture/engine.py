@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .body.constants import REGIONS
+from .audio.encoder import frames_available
 from .bundle import ModelBundle
 from .data.audio import SAMPLE_RATE, prepare_audio
 from .errors import AudioError, LiveGestureError
@@ -43,6 +44,7 @@ from .streaming.state import state_nbytes
 __all__ = ["LiveGesture", "SessionBatch", "StreamSession"]
 
 _LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # lower-region features: x / z per-frame translation velocity
+_RAW_CAP = 3200  # > the 16 kHz samples of one token (ceil(4 * 1600 / 3) + 1)
 
 
 def check_chunk(chunk: object, what: str = "chunk") -> np.ndarray:
@@ -95,6 +97,12 @@ class SessionBatch:
         self._pending = torch.zeros(B, FRAMES_PER_TOKEN - 1, model.audio_encoder.dim, device=self._device,
                                     dtype=model.null_audio.dtype)
         self._n_pending = 0
+        # 16 kHz samples not yet given to the audio encoder: they are encoded only when they complete a
+        # token (features are chunking-invariant, so this changes no output, only how often the encoder
+        # runs: once per token instead of once per packet). Bounded by one token of audio (< 2135).
+        self._raw = np.zeros((B, _RAW_CAP), np.float32)
+        self._n_raw = 0
+        self._samples16 = 0  # 16 kHz samples received per session (encoded or not)
         self._offset = np.zeros((B, 2), np.float64)  # running x / z translation of each session
         self._resamplers = None
         if self.sample_rate != SAMPLE_RATE:
@@ -117,7 +125,8 @@ class SessionBatch:
     def state_nbytes(self) -> int:
         """Bytes of every per-session tensor (model, decoders, pending features): constant over a stream."""
         return (state_nbytes(self._state) + sum(state_nbytes(s) for s in self._dec.values())
-                + self._pending.numel() * self._pending.element_size() + self._prev.numel() * 8)
+                + self._pending.numel() * self._pending.element_size() + self._prev.numel() * 8
+                + self._raw.nbytes)
 
     # ------------------------------------------------------------------ pushing audio
     def push(self, chunks: np.ndarray | Sequence[np.ndarray]) -> list[Motion]:
@@ -160,6 +169,18 @@ class SessionBatch:
     def _advance(self, xs: list[np.ndarray]) -> list[Motion]:
         b, model = self.engine.bundle, self.engine.bundle.model
         B, K4 = self.size, FRAMES_PER_TOKEN
+        n_new = len(xs[0])
+        self._samples16 += n_new
+        if frames_available(self._samples16) < self.frames_emitted + K4:  # no token completes: keep the audio
+            if self._n_raw + n_new <= _RAW_CAP:
+                for i, x in enumerate(xs):
+                    self._raw[i, self._n_raw:self._n_raw + n_new] = x
+                self._n_raw += n_new
+                self.last_tokens = self._prev.new_zeros(B, model.num_regions, 0).cpu()
+                return [Motion.empty() for _ in range(B)]
+        if self._n_raw:
+            xs = [np.concatenate([self._raw[i, :self._n_raw], x]) for i, x in enumerate(xs)]
+            self._n_raw = 0
         buf = self._pending[:, :self._n_pending]
         if len(xs[0]):
             x = torch.from_numpy(np.stack(xs)).to(self._device)
