@@ -41,7 +41,12 @@ class GroupedExperts:
         self.w: dict[str, torch.Tensor] = {}
 
     def _params_key(self) -> tuple:
-        return tuple((p.data_ptr(), p._version, p.dtype) for e in self.experts for p in e.parameters())
+        # the parameter objects are collected once (walking the module tree every step cost more than the
+        # step of a tiny model); load_state_dict / .to() / optimisers update them in place, which moves
+        # their storage or bumps their version
+        if not hasattr(self, "_params"):
+            self._params = [p for e in self.experts for p in e.parameters()]
+        return tuple((p.data_ptr(), p._version, p.dtype) for p in self._params)
 
     @torch.no_grad()
     def refresh(self) -> None:
@@ -126,8 +131,8 @@ class GroupedExperts:
         return self._ln(x, w["ng"], w["nb"])
 
     def heads(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits (R, M, K) of hidden states (R, M, dim), each region through its own head."""
-        self.refresh()
+        """Logits (R, M, K) of hidden states (R, M, dim), each region through its own head (after a
+        :meth:`step`, which refreshed the stacked weights)."""
         return torch.baddbmm(self.w["headb"], h, self.w["head"])
 
 
