@@ -214,7 +214,7 @@ def bench_stream(engine: LiveGesture, audio: np.ndarray, packet_ms: float = 20.0
             lat.append(f_i - t / FPS)
             t += 1
     if t != session.frames_emitted:
-        raise AssertionError(f"counted {t} frames, the session says {session.frames_emitted}")
+        raise RuntimeError(f"counted {t} frames, the session says {session.frames_emitted}")
     win = [1e3 * w for w in per_window(durations, per_win)]
     lat_ms = [1e3 * v for v in lat]
     audio_s = len(pk) * packet / SAMPLE_RATE

@@ -70,6 +70,17 @@ def test_real_clock_figures_are_consistent(engine):
     assert [p.sessions for p in par] == [1, 3] and all(p.compute_p50 > 0 for p in par)
 
 
+def test_paced_stream_runs_in_wall_clock_time(engine):
+    import time
+
+    audio = synthetic_audio(1.6, seed=4)[0].astype(np.float32)
+    t0 = time.perf_counter()
+    res = bench_stream(engine, audio, warmup_s=0.0, pace=True)
+    assert time.perf_counter() - t0 >= 1.6 - 0.02  # it slept until each packet's audio existed
+    assert res.paced and res.frames == 48
+    assert res.first_frame_latency >= 1e3 * 4 / 30  # emitted after its token's audio was spoken
+
+
 def test_cli_bench(model_file, tmp_path):
     out = tmp_path / "b.json"
     res = CliRunner().invoke(app, ["bench", "--model", str(model_file), "--seconds", "2", "--parallel-seconds", "2",
