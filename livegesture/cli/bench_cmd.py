@@ -22,7 +22,7 @@ def bench_cmd(
     seconds: float = typer.Option(30.0, help="seconds of speech for the single-session figures"),
     threads: int = typer.Option(0, help="torch intra-op threads (0: torch's default)"),
     pace: bool = typer.Option(False, help="sleep to pace packets in wall-clock real time (default: simulated)"),
-    sessions: str = typer.Option("1,2,4,8,16,24,32", help="batch sizes tried for parallel sessions ('' skips)"),
+    sessions: str = typer.Option("1,2,4,8,16,24,32,48,64", help="batch sizes tried in order for parallel sessions, stopping at the first not in real time ("" skips)"),
     parallel_seconds: float = typer.Option(8.0, help="seconds of speech per parallel-sessions trial"),
     step_iters: int = typer.Option(30, help="timed calls of the KV-cached step and of the window recompute"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
