@@ -63,8 +63,10 @@ class _WindowAttention(StreamingModule):
         B, T, _ = t.shape
         return t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def _keys(self, kv: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = self._heads(self.k_proj(kv)), self._heads(self.v_proj(kv))
+    def _keys(self, kv: torch.Tensor, times: torch.Tensor,
+              projected: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        k_lin, v_lin = projected if projected is not None else (self.k_proj(kv), self.v_proj(kv))
+        k, v = self._heads(k_lin), self._heads(v_lin)
         if self.rope is not None:
             k = self.rope(k, times)
         return k, v
@@ -221,11 +223,16 @@ class StreamingCrossAttention(_WindowAttention):
         return n * self.query_stride + self.query_offset
 
     def step(self, x: torch.Tensor, state: StreamState, kv: torch.Tensor | None = None,
-             write_first: bool = False) -> torch.Tensor:
+             write_first: bool = False, kv_projected: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> torch.Tensor:
         """`write_first`: the caller guarantees ``k_offset + Tk - t_first_query <= max_kv_step`` (the keys
         of this call evict no key its queries see), so the keys go into the ring before attending and
-        no cache + keys concatenation is built (the model's 1-token steps: 4 frames, query at 4 tau + 3)."""
+        no cache + keys concatenation is built (the model's 1-token steps: 4 frames, query at 4 tau + 3).
+        `kv_projected`: ``(k_proj(kv), v_proj(kv))`` (B, Tk, dim) computed by the caller instead of `kv`
+        (e.g. once for rows that share their key stream)."""
         B, Tq, _ = x.shape
+        if kv_projected is not None:
+            kv = kv_projected[0]
         if kv is None:
             kv = x.new_zeros(B, 0, self.kv_dim)
         if kv.shape[0] != B:
@@ -233,7 +240,7 @@ class StreamingCrossAttention(_WindowAttention):
         Tk = kv.shape[1]
         k_offset = state["k_offset"]
         k_times = k_offset[:, None] + torch.arange(Tk, device=k_offset.device)
-        k, v = self._keys(kv, k_times)
+        k, v = self._keys(kv, k_times, kv_projected)
         if Tq > 0:
             q_times = self.query_times(state, Tq)
             q = self._heads(self.q_proj(x))
