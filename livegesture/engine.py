@@ -40,6 +40,7 @@ from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import TokenSampler
 from .motion import Motion
 from .streaming.state import state_nbytes
+from .tokenizer.grouped import GroupedDecoder
 
 __all__ = ["LiveGesture", "SessionBatch", "StreamSession"]
 
@@ -90,7 +91,7 @@ class SessionBatch:
         self._device = model.null_audio.device
         B = self.size
         self._state = model.init_state(B, guidance=self.sampling.guided)
-        self._dec = {r: b.tokenizer[r].init_decode_state(B, self._device) for r in REGIONS}
+        self._dec = engine._decoder.init_state(B, self._device)  # all regions' decoder histories
         self._sampler = TokenSampler(self.sampling, seeds, self._device)
         self._prev = torch.full((B, model.num_regions, 1), model.bos_id, dtype=torch.long, device=self._device)
         # features of completed frames not yet consumed by a token: < 4 frames, preallocated
@@ -124,7 +125,7 @@ class SessionBatch:
 
     def state_nbytes(self) -> int:
         """Bytes of every per-session tensor (model, decoders, pending features): constant over a stream."""
-        return (state_nbytes(self._state) + sum(state_nbytes(s) for s in self._dec.values())
+        return (state_nbytes(self._state) + state_nbytes(self._dec)
                 + self._pending.numel() * self._pending.element_size() + self._prev.numel() * 8
                 + self._raw.nbytes)
 
@@ -203,8 +204,8 @@ class SessionBatch:
             self._prev = tok[:, :, None]
         tokens = torch.stack(toks, dim=-1)  # (B, R, n)
         self.last_tokens = tokens.cpu()
-        feats = {r: b.stats.denormalize(r, b.tokenizer[r].decode(tokens[:, i], self._dec[r]).float().cpu().numpy())
-                 for i, r in enumerate(REGIONS)}
+        frames = self.engine._decoder.decode(tokens, self._dec)  # one grouped decode of every region
+        feats = {r: b.stats.denormalize(r, frames[i].float().cpu().numpy()) for i, r in enumerate(REGIONS)}
         out = []
         for s in range(B):
             f = {r: v[s] for r, v in feats.items()}
@@ -281,6 +282,8 @@ class LiveGesture:
         self.bundle = bundle
         self.bundle.model.eval()
         self.bundle.tokenizer.eval()
+        # streaming decode of the 4 region tokenizers as one grouped computation (stacked weights)
+        self._decoder = GroupedDecoder(bundle.tokenizer)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "LiveGesture":
