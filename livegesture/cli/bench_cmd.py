@@ -22,7 +22,7 @@ def bench_cmd(
     seconds: float = typer.Option(30.0, help="seconds of speech for the single-session figures"),
     threads: int = typer.Option(0, help="torch intra-op threads (0: torch's default)"),
     pace: bool = typer.Option(False, help="sleep to pace packets in wall-clock real time (default: simulated)"),
-    sessions: str = typer.Option("1,2,4,8,16,24,32,48,64", help="batch sizes tried in order for parallel sessions, stopping at the first not in real time ("" skips)"),
+    sessions: str = typer.Option("1,2,4,8,16,24,32,48,64", help="batch sizes tried in order for parallel sessions, stopping at the first not in real time (empty: skip)"),
     parallel_seconds: float = typer.Option(8.0, help="seconds of speech per parallel-sessions trial"),
     step_iters: int = typer.Option(30, help="timed calls of the KV-cached step and of the window recompute"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
@@ -56,16 +56,15 @@ def bench_cmd(
     else:
         if size not in ("demo", "base"):
             raise LiveGestureError(f"--size must be demo or base, got {size!r}")
-        from ..bench import random_bundle
-
         lg = LiveGesture(random_bundle(size))
         name = f"RANDOMLY INITIALISED '{size}' model (no --model; timing does not depend on the weights)"
     n = int(round(max(seconds, parallel_seconds) * SAMPLE_RATE))
     if audio is not None:
         speech = load_audio(audio, SAMPLE_RATE)
-        if len(speech) < n:
-            speech = np.tile(speech, -(-n // len(speech)))
         name += f", speech {audio}"
+        if len(speech) < n:
+            name += f" (looped to {n / SAMPLE_RATE:.0f} s)"
+            speech = np.tile(speech, -(-n // len(speech)))
     else:
         speech = synthetic_audio(n / SAMPLE_RATE, seed=0)[0].astype("float32")
         name += ", synthetic speech-like audio"
