@@ -22,6 +22,7 @@ and a sleeping process's caches go cold, which the paced mode shows if it matter
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -151,6 +152,8 @@ class BenchResult:
     stream: StreamResult | None = None
     step: StepResult | None = None
     parallel: list[ParallelResult] = field(default_factory=list)
+    #: 1-minute load average and CPU count (set when the figures were taken)
+    load: tuple[float, int] = field(default_factory=lambda: load_average())
 
     @property
     def max_sessions(self) -> int:
@@ -163,6 +166,14 @@ class BenchResult:
             d["step"]["speedup"] = self.step.speedup
         d["max_sessions"] = self.max_sessions
         return d
+
+
+def load_average() -> tuple[float, int]:
+    """(1-minute load average, CPU count): other processes on the machine slow every figure."""
+    try:
+        return float(os.getloadavg()[0]), int(os.cpu_count() or 0)
+    except (OSError, AttributeError):
+        return float("nan"), int(os.cpu_count() or 0)
 
 
 def _packets(audio: np.ndarray, packet: int) -> list[np.ndarray]:
@@ -300,7 +311,8 @@ def format_report(res: BenchResult, targets: bool = True) -> str:
     """Human-readable figures (what ``livegesture bench`` prints)."""
     mib = 1 / 2 ** 20
     lines = [f"model: {res.model}", f"torch {torch.__version__}, {res.threads} threads, float32, "
-             f"classifier-free guidance {'on' if res.guidance else 'off'}"]
+             f"classifier-free guidance {'on' if res.guidance else 'off'}; machine load average "
+             f"{res.load[0]:.1f} on {res.load[1]} CPUs (other processes slow every figure)"]
     s = res.stream
     if s is not None:
         lines += [

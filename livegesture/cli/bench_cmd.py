@@ -33,7 +33,7 @@ def bench_cmd(
     real time."""
     import torch
 
-    from ..bench import BenchResult, bench_parallel, bench_step, bench_stream, format_report, random_bundle
+    from ..bench import BenchResult, bench_parallel, bench_step, bench_stream, format_report, load_average, random_bundle
     from ..data.audio import SAMPLE_RATE, load_audio
     from ..data.synthetic import synthetic_audio
     from ..engine import LiveGesture
@@ -73,6 +73,7 @@ def bench_cmd(
     res.step = bench_step(lg.bundle.model, batch=1, iters=step_iters, guidance=lg.sampling.guided)
     if sizes:
         res.parallel = bench_parallel(lg, speech[:int(parallel_seconds * SAMPLE_RATE)], sizes)
+    res.load = load_average()
     typer.echo(format_report(res))
     if json_out is not None:
         json_out.write_text(json.dumps(res.to_dict(), indent=2))
