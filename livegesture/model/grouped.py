@@ -23,6 +23,36 @@ from ..streaming.state import StreamState
 from .expert import RegionExpert
 
 
+#: bumped whenever any module registers a parameter (construction, ``module.weight = Parameter(...)``,
+#: ``load_state_dict(assign=True)``): stacked-weight caches then collect their parameter objects again
+_PARAM_GENERATION = [0]
+
+
+def _bump_generation(module, name, param):  # noqa: ANN001 (torch hook signature)
+    _PARAM_GENERATION[0] += 1
+
+
+torch.nn.modules.module.register_module_parameter_registration_hook(_bump_generation)
+
+
+class StackedCache:
+    """Key of a set of modules' parameters that changes when any of them changes: storage moved
+    (``.to()``), in-place update (version counter: ``load_state_dict``, optimisers) or a parameter
+    object replaced (registration generation). Walking the module tree happens only after a
+    registration, because doing it every step cost more than a tiny model's step."""
+
+    def __init__(self, modules: list[torch.nn.Module]):
+        self.modules = modules
+        self._gen = -1
+        self._params: list[torch.Tensor] = []
+
+    def key(self) -> tuple:
+        if self._gen != _PARAM_GENERATION[0]:
+            self._params = [p for m in self.modules for p in m.parameters()]
+            self._gen = _PARAM_GENERATION[0]
+        return (self._gen, *((p.data_ptr(), p._version, p.dtype) for p in self._params))
+
+
 def _t(ws: list[torch.Tensor]) -> torch.Tensor:
     """Stack (out, in) linear weights as (R, in, out) for ``baddbmm``."""
     return torch.stack([w.t() for w in ws]).contiguous()
@@ -37,16 +67,12 @@ class GroupedExperts:
 
     def __init__(self, experts: list[RegionExpert]):
         self.experts = experts
+        self._cache = StackedCache(list(experts))
         self._key: tuple | None = None
         self.w: dict[str, torch.Tensor] = {}
 
     def _params_key(self) -> tuple:
-        # the parameter objects are collected once (walking the module tree every step cost more than the
-        # step of a tiny model); load_state_dict / .to() / optimisers update them in place, which moves
-        # their storage or bumps their version
-        if not hasattr(self, "_params"):
-            self._params = [p for e in self.experts for p in e.parameters()]
-        return tuple((p.data_ptr(), p._version, p.dtype) for p in self._params)
+        return self._cache.key()
 
     @torch.no_grad()
     def refresh(self) -> None:

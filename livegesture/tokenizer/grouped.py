@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..body.constants import REGIONS
+from ..model.grouped import StackedCache
 from ..streaming.conv import CausalConv1d
 from ..streaming.state import StreamState
 from .svq import MotionTokenizer
@@ -44,13 +45,13 @@ class GroupedDecoder:
         for c in self.convs:
             if c.stride != 1 or c.conv.groups != 1:
                 raise ValueError("grouped decoding needs stride-1, groups-1 causal convs")
-        self._params = [p for t in self.tok for p in t.parameters()]
+        self._cache = StackedCache(list(self.tok))
         self._key: tuple | None = None
         self.w: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def refresh(self) -> None:
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in self._params)
+        key = self._cache.key()
         if key == self._key:
             return
         T, D = self.tok, [t.decoder for t in self.tok]
@@ -80,7 +81,7 @@ class GroupedDecoder:
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> StreamState:
         """Conv histories (B, R, Cin, context) of every causal conv, batch-first over sessions."""
-        p = self.w["inp"] if self.w else self._params[0]
+        p = self.tok[0].decoder.inp.weight
         device = device if device is not None else p.device
         dtype = dtype or p.dtype
         R = len(self.tok)

@@ -66,3 +66,18 @@ def _leaves(state, prefix=""):
             yield from _leaves(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}", v
+
+
+@torch.no_grad()
+def test_stacked_weights_follow_a_replaced_parameter():
+    model = tiny_model()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(model.codebook_size, (1, 4, 3), generator=g)
+    feats = model.audio_features(audio_for(3, 1))
+    before, _ = _run(model, True, False, [3], tokens, feats)
+    lin = model.experts["face"].blocks[0].self_attn.q_proj
+    lin.weight = torch.nn.Parameter(lin.weight + 0.5 * torch.randn(lin.weight.shape, generator=g, dtype=lin.weight.dtype))
+    after, _ = _run(model, True, False, [3], tokens, feats)
+    ref, _ = _run(model, False, False, [3], tokens, feats)
+    assert (after - before).abs().max() > 1e-3
+    assert (after - ref).abs().max() <= 1e-9
