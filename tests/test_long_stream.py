@@ -9,7 +9,7 @@ tests/test_engine.py) and a 60 s synthetic clip is reused every minute to keep t
 memory small. About a minute on 2 CPU cores, hence ``slow`` (still in the default run).
 
 Checked: the session's state bytes never change, the median RSS of minutes 50-60 exceeds that
-of minutes 5-15 by less than 16 MiB (a leak of 1 KiB per token would add 20 MiB),
+of minutes 20-30 by less than 8 MiB (a leak of 1 KiB per token would add 13 MiB),
 every frame is finite, the frame and sample counts are exact (108000 frames), and the
 absolute positions held in the state are those of token 27000. A separate fast test checks
 that a session starting at absolute position ~1e5 gives the same logits as one starting at 0
@@ -59,11 +59,13 @@ def test_an_hour_of_audio_streams_at_constant_memory():
     assert len(session.close()) == 0
     assert frames == session.frames_emitted == 108000
     assert session.samples_pushed == 3600 * 16000
-    # a leak grows linearly: compare the median RSS of minutes 50-60 with that of minutes 5-15 (medians
-    # ignore one-off allocator steps); 16 MiB over 45 minutes = 20250 tokens is < 1 KiB per token
+    # a leak grows linearly. The allocator's heap first grows in steps for a few (up to ~15) minutes
+    # while glibc raises its mmap threshold for the per-push arrays (measured: +34 MiB between minutes 5
+    # and 15, then flat), so compare the median RSS of minutes 50-60 with that of minutes 20-30:
+    # 8 MiB over 30 minutes = 13500 tokens is ~620 bytes per token
     mib = np.asarray(rss, np.float64) / MIB
-    growth = float(np.median(mib[50:]) - np.median(mib[5:15]))
-    assert growth < 16, f"RSS grew {growth:.1f} MiB; per minute: {np.round(mib, 1).tolist()}"
+    growth = float(np.median(mib[50:]) - np.median(mib[20:30]))
+    assert growth < 8, f"RSS grew {growth:.1f} MiB; per minute: {np.round(mib, 1).tolist()}"
     # absolute positions in the (private) model state: token 27000, audio frame 108000
     state = session._batch._state
     offsets = {k: v for k, v in _leaves(state) if k.endswith("offset")}
