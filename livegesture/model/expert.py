@@ -38,7 +38,7 @@ class ExpertBlock(StreamingModule):
 
     def step(self, x: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:
         """x (B, n, dim), audio (B, 4n, d_audio) -> (B, n, dim)."""
-        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], audio))
+        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], audio, write_first=x.shape[1] == 1))
         x = x + self.drop(self.self_attn.step(self.norm_self(x), state["self_attn"]))
         return x + self.drop(self.mlp(self.norm_mlp(x)))
 

@@ -52,10 +52,13 @@ class FuseBlock(StreamingModule):
         self.drop = nn.Dropout(p)
 
     def step(self, x: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:
-        """x (B*R, n, dim) region-major within a session; audio (B*R, 4n, d_audio) -> (B*R, n, dim)."""
+        """x (B*R, n, dim) region-major within a session; audio (B, 4n, d_audio) (shared by the R region
+        rows of a session: its keys/values are projected once per session, then repeated) -> (B*R, n, dim)."""
         BR, n, d = x.shape
         R = self.num_regions
-        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], audio))
+        kv = (self.cross.k_proj(audio).repeat_interleave(R, dim=0),
+              self.cross.v_proj(audio).repeat_interleave(R, dim=0))  # row = b*R + r
+        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], write_first=n == 1, kv_projected=kv))
         x = x + self.drop(self.temporal.step(self.norm_time(x), state["temporal"]))
         s = self.norm_space(x).view(BR // R, R, n, d).transpose(1, 2).reshape(BR // R * n, R, d)
         s = self.spatial(s).view(BR // R, n, R, d).transpose(1, 2).reshape(BR, n, d)
@@ -96,7 +99,7 @@ class XARFuse(StreamingModule):
         B, R, n, d = h.shape
         x = self.in_proj(h) + self.region_emb[:, None, :].to(h.dtype)
         x = x.reshape(B * R, n, d)
-        a = self.audio_norm(audio).repeat_interleave(R, dim=0)  # (B*R, 4n, d_audio), row = b*R + r
+        a = self.audio_norm(audio)  # (B, 4n, d_audio): each block repeats its keys/values over the R rows
         for i, block in enumerate(self.blocks):
             x = block.step(x, state[f"blocks.{i}"], a)
         x = self.norm(x).view(B, R, n, d)

@@ -10,7 +10,10 @@ State (:meth:`LiveGestureModel.init_state`), every tensor batch-first over *sess
 * ``audio``: the AudioEncoder's state (B sessions);
 * ``streams`` (B, g) bool, all False: its second size is the number of guidance streams
   (g = 2 with classifier-free guidance: conditional then unconditional);
-* ``experts.<region>``: the expert's caches, tensors (B, g, ...) = B*g streams;
+* ``experts``: the caches of all experts in one expert-shaped state, tensors (B, g*R, ...) = B*g*R
+  streams ordered (session, guidance stream, region), so that the grouped inference path
+  (:mod:`.grouped`) runs the 4 experts' attention as one batch; the per-expert path uses strided
+  views of one region's rows;
 * ``fuse``: the fuse's caches, tensors (B, g*R, ...) = B*g*R streams (regions folded in).
 
 Grouping the guidance/region streams under the session dimension keeps the generic
@@ -31,11 +34,13 @@ from torch import nn
 
 from ..audio.encoder import AudioEncoder
 from ..body.constants import REGIONS
+from ..streaming.attention import StreamingSelfAttention
 from ..streaming.state import StreamState
 from .config import FRAMES_PER_TOKEN, MaskingConfig, ModelConfig, SamplingConfig
 from .expert import RegionExpert
 from .fuse import XARFuse
-from .layers import flat_state, group_state
+from .grouped import GroupedExperts
+from .layers import flat_state, group_state, region_rows
 from .masking import masked_inputs, region_token_mask, shift_right, ugm_token_mask
 from .sampling import TokenSampler, guide
 
@@ -54,6 +59,10 @@ class LiveGestureModel(nn.Module):
         self.null_audio = nn.Parameter(0.02 * torch.randn(cfg.audio.dim))
         self.experts = nn.ModuleDict({r: RegionExpert(cfg, r) for r in self.regions})
         self.fuse = XARFuse(cfg, self.regions)
+        # inference path: the experts as one grouped computation (a cache of stacked weights, not a module)
+        self._grouped = GroupedExperts([self.experts[r] for r in self.regions])
+        #: use the grouped expert step where allowed (no autograd, eval, no noise); False forces per-expert
+        self.grouped_inference = True
         self.stage = 0  # 0: everything trains; 1: audio + experts; 2: fuse + PILOR (+ experts' MASK)
 
     # ------------------------------------------------------------------ ids and sizes
@@ -112,8 +121,8 @@ class LiveGestureModel(nn.Module):
         return {
             "audio": self.audio_encoder.init_state(batch_size, device, dtype),
             "streams": torch.zeros(batch_size, g, dtype=torch.bool, device=device),
-            "experts": {r: group_state(e.init_state(batch_size * g, device, dtype), batch_size)
-                        for r, e in self.experts.items()},
+            "experts": group_state(self.experts[self.regions[0]].init_state(batch_size * g * self.num_regions,
+                                                                              device, dtype), batch_size),
             "fuse": group_state(self.fuse.init_state(batch_size * g * self.num_regions, device, dtype),
                                 batch_size),
         }
@@ -174,11 +183,19 @@ class LiveGestureModel(nn.Module):
             feats = feats.repeat_interleave(g, dim=0)
             inputs = inputs.repeat_interleave(g, dim=0)
         feats = torch.where(null[:, None, None], self.null_audio.to(feats.dtype), feats)
-        hs = [self.experts[r].step(inputs[:, i], flat_state(state["experts"][r]), feats,  # type: ignore[arg-type]
-                                   noise_std, generator)
-              for i, r in enumerate(self.regions)]
-        h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
-        local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
+        est = flat_state(state["experts"])  # type: ignore[arg-type]
+        N = B * g
+        grouped = (self.grouped_inference and not torch.is_grad_enabled() and not self.experts.training
+                   and noise_std == 0 and n <= StreamingSelfAttention.block_size)
+        if grouped:
+            hg = self._grouped.step(inputs, est, feats)  # (R, N*n, dim)
+            h = self.fuse.apply_pilor(hg.view(R, N, n, -1).transpose(0, 1))  # (B*g, R, n, dim)
+            local = self._grouped.heads(h.transpose(0, 1).reshape(R, N * n, -1)).view(R, N, n, K).transpose(0, 1)
+        else:
+            hs = [self.experts[r].step(inputs[:, i], region_rows(est, i, R), feats, noise_std, generator)
+                  for i, r in enumerate(self.regions)]
+            h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
+            local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
         fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
         return fused, local
 

@@ -120,3 +120,13 @@ def flat_state(state: StreamState) -> StreamState:
     for k, v in state.items():
         out[k] = flat_state(v) if isinstance(v, dict) else v.view(v.shape[0] * v.shape[1], *v.shape[2:])
     return out
+
+
+def region_rows(state: StreamState, region: int, num_regions: int) -> StreamState:
+    """Views of one region's rows of a state whose rows are ordered (stream, region): row
+    ``i * num_regions + region`` of every tensor, sharing storage (in-place updates land in `state`)."""
+    out: StreamState = {}
+    for k, v in state.items():
+        out[k] = region_rows(v, region, num_regions) if isinstance(v, dict) else \
+            v.view(v.shape[0] // num_regions, num_regions, *v.shape[1:])[:, region]
+    return out

@@ -63,8 +63,10 @@ class _WindowAttention(StreamingModule):
         B, T, _ = t.shape
         return t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def _keys(self, kv: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = self._heads(self.k_proj(kv)), self._heads(self.v_proj(kv))
+    def _keys(self, kv: torch.Tensor, times: torch.Tensor,
+              projected: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        k_lin, v_lin = projected if projected is not None else (self.k_proj(kv), self.v_proj(kv))
+        k, v = self._heads(k_lin), self._heads(v_lin)
         if self.rope is not None:
             k = self.rope(k, times)
         return k, v
@@ -89,6 +91,22 @@ class _WindowAttention(StreamingModule):
             seen = mask.any(dim=-1, keepdim=True)
             mask = mask | ~seen
         out = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask[:, None],
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return out, seen
+
+    def _attend_ring(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState,
+                     guard_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`_attend` after the call's keys were already written into the ring: no concatenation
+        of cache and new keys (a copy of the whole ring per call). Equal to :meth:`_attend` (up to the
+        order of the softmax sum) when the write evicted no key visible to these queries."""
+        cpos = state["pos"]
+        d = q_times[:, :, None] - (cpos - 1)[:, None, :]
+        mask = (cpos > 0)[:, None, :] & (d >= 0) & (d < self.window)
+        seen = None
+        if guard_empty:
+            seen = mask.any(dim=-1, keepdim=True)
+            mask = mask | ~seen
+        out = F.scaled_dot_product_attention(q, state["k"], state["v"], attn_mask=mask[:, None],
                                              dropout_p=self.dropout if self.training else 0.0)
         return out, seen
 
@@ -156,8 +174,12 @@ class StreamingSelfAttention(_WindowAttention):
         if self.rope is not None:
             q = self.rope(q, pos)
         k, v = self._keys(x, pos)
-        out, _ = self._attend(q, pos, state, k, v, pos, guard_empty=False)
-        self._write(state, k, v, pos)
+        if T <= self.max_step:  # the write evicts only keys older than every query's window
+            self._write(state, k, v, pos)
+            out, _ = self._attend_ring(q, pos, state, guard_empty=False)
+        else:
+            out, _ = self._attend(q, pos, state, k, v, pos, guard_empty=False)
+            self._write(state, k, v, pos)
         offset.add_(T)
         return self._merge(out)
 
@@ -200,8 +222,17 @@ class StreamingCrossAttention(_WindowAttention):
         n = state["q_offset"][:, None] + torch.arange(length, device=state["q_offset"].device)
         return n * self.query_stride + self.query_offset
 
-    def step(self, x: torch.Tensor, state: StreamState, kv: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, state: StreamState, kv: torch.Tensor | None = None,
+             write_first: bool = False, kv_projected: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> torch.Tensor:
+        """`write_first`: the caller guarantees ``k_offset + Tk - t_first_query <= max_kv_step`` (the keys
+        of this call evict no key its queries see), so the keys go into the ring before attending and
+        no cache + keys concatenation is built (the model's 1-token steps: 4 frames, query at 4 tau + 3).
+        `kv_projected`: ``(k_proj(kv), v_proj(kv))`` (B, Tk, dim) computed by the caller instead of `kv`
+        (e.g. once for rows that share their key stream)."""
         B, Tq, _ = x.shape
+        if kv_projected is not None:
+            kv = kv_projected[0]
         if kv is None:
             kv = x.new_zeros(B, 0, self.kv_dim)
         if kv.shape[0] != B:
@@ -209,17 +240,22 @@ class StreamingCrossAttention(_WindowAttention):
         Tk = kv.shape[1]
         k_offset = state["k_offset"]
         k_times = k_offset[:, None] + torch.arange(Tk, device=k_offset.device)
-        k, v = self._keys(kv, k_times)
+        k, v = self._keys(kv, k_times, kv_projected)
         if Tq > 0:
             q_times = self.query_times(state, Tq)
             q = self._heads(self.q_proj(x))
             if self.rope is not None:
                 q = self.rope(q, q_times)
-            att, seen = self._attend(q, q_times, state, k, v, k_times, guard_empty=True)
+            if write_first:
+                self._write(state, k, v, k_times)
+                att, seen = self._attend_ring(q, q_times, state, guard_empty=True)
+            else:
+                att, seen = self._attend(q, q_times, state, k, v, k_times, guard_empty=True)
             out = self._merge(att).masked_fill(~seen, 0.0)  # no visible key: exactly 0
         else:
             out = x.new_zeros(B, 0, self.dim)
-        self._write(state, k, v, k_times)
+        if Tq == 0 or not write_first:
+            self._write(state, k, v, k_times)
         k_offset.add_(Tk)
         state["q_offset"].add_(Tq)
         return out
