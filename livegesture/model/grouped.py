@@ -87,8 +87,11 @@ class GroupedExperts:
             "in2": _t([e.in_proj.fc2.weight for e in E]), "in2b": _b([e.in_proj.fc2.bias for e in E]),
             "ang": _b([e.audio_norm.weight for e in E]), "anb": _b([e.audio_norm.bias for e in E]),
             "ng": _b([e.norm.weight for e in E]), "nb": _b([e.norm.bias for e in E]),
-            "head": _t([e.head.weight for e in E]), "headb": _b([e.head.bias for e in E]),
         }
+        # linear heads are stacked; other heads (e.g. the pair heads of pair codebooks) run per region
+        self.linear_heads = all(type(e.head) is torch.nn.Linear for e in E)
+        if self.linear_heads:
+            w["head"], w["headb"] = _t([e.head.weight for e in E]), _b([e.head.bias for e in E])
         kv_w, kv_b = [], []
         for i in range(len(E[0].blocks)):
             bl = [e.blocks[i] for e in E]
@@ -159,6 +162,8 @@ class GroupedExperts:
     def heads(self, h: torch.Tensor) -> torch.Tensor:
         """Logits (R, M, K) of hidden states (R, M, dim), each region through its own head (after a
         :meth:`step`, which refreshed the stacked weights)."""
+        if not self.linear_heads:
+            return torch.stack([e.head(h[i]) for i, e in enumerate(self.experts)])
         return torch.baddbmm(self.w["headb"], h, self.w["head"])
 
 

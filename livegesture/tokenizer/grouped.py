@@ -55,8 +55,7 @@ class GroupedDecoder:
         if key == self._key:
             return
         T, D = self.tok, [t.decoder for t in self.tok]
-        w = {"codebook": torch.stack([t.quantizer.codebook for t in T]),
-             "post1": _t([t.post[0].weight for t in T]), "post1b": _b([t.post[0].bias for t in T]),
+        w = {"post1": _t([t.post[0].weight for t in T]), "post1b": _b([t.post[0].bias for t in T]),
              "post2": _t([t.post[2].weight for t in T]), "post2b": _b([t.post[2].bias for t in T]),
              "skip": _t([t.skip.weight for t in T]), "skipb": _b([t.skip.bias for t in T]),
              "inp": _t([d.inp.weight for d in D]), "inpb": _b([d.inp.bias for d in D]),
@@ -111,8 +110,8 @@ class GroupedDecoder:
         if n == 0:
             return [w["inp"].new_zeros(B, 0, dim) for dim in self.dims]
         idx = ids.permute(1, 0, 2).reshape(R, B * n)
-        cb = w["codebook"]
-        c = torch.gather(cb, 1, idx[..., None].expand(R, B * n, cb.shape[-1]))
+        # code vectors through each region's own quantizer (flat or pair codebooks look up differently)
+        c = torch.stack([t.quantizer.lookup(idx[r]) for r, t in enumerate(self.tok)])
         z = (torch.baddbmm(w["post2b"], F.gelu(torch.baddbmm(w["post1b"], c, w["post1"])), w["post2"])
              + torch.baddbmm(w["skipb"], c, w["skip"]))
         x = torch.baddbmm(w["inpb"], z, w["inp"])
