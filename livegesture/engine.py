@@ -26,14 +26,15 @@ seed, its own state rows).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
-from .body.constants import REGIONS
+from .body.constants import FPS, REGIONS
 from .bundle import ModelBundle
 from .data.audio import SAMPLE_RATE, prepare_audio
+from .data.textgrid import Word, as_words, word_ids_per_frame
 from .errors import AudioError, LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import TokenSampler
@@ -102,6 +103,8 @@ class SessionBatch:
 
             self._resamplers = [soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32",
                                                     quality="VHQ") for _ in seeds]
+        # words pushed with timestamps, per session (only those that can still cover a frame are kept)
+        self._words: list[list[Word]] = [[] for _ in seeds]
         self.samples_pushed = 0      # input samples (at `sample_rate`) per session
         self.frames_emitted = 0      # frames emitted per session so far (index of the next frame)
         self.last_tokens = torch.zeros(B, model.num_regions, 0, dtype=torch.long)  # tokens of the last call
@@ -118,6 +121,43 @@ class SessionBatch:
         """Bytes of every per-session tensor (model, decoders, pending features): constant over a stream."""
         return (state_nbytes(self._state) + sum(state_nbytes(s) for s in self._dec.values())
                 + self._pending.numel() * self._pending.element_size() + self._prev.numel() * 8)
+
+    # ------------------------------------------------------------------ words (optional text cues)
+    @property
+    def has_text(self) -> bool:
+        """Whether the model takes words (trained with text and shipping a vocabulary)."""
+        return self.engine.has_text
+
+    def push_words(self, words: Iterable[Any], session: int = 0) -> int:
+        """Give session `session` aligned words: :class:`Word`, ``(start, end, text)`` or
+        ``{"word", "start", "end"}`` (seconds of this session's audio). A frame gets the word
+        whose [start, end) holds its centre, if that word was pushed before the frame's token is
+        computed; words for frames already computed are too late and ignored (frames are never
+        revised). Returns how many words can still take effect."""
+        if not self.has_text:
+            raise LiveGestureError("this model has no text input (it was trained without words); "
+                                   "push audio only")
+        if not 0 <= session < self.size:
+            raise LiveGestureError(f"session {session} out of range for a batch of {self.size}")
+        ws = as_words(words)
+        t_next = self.frames_emitted / FPS  # start of the first frame not yet computed
+        live = [w for w in ws if w.end > t_next]
+        if live:
+            self._words[session] = sorted(self._words[session] + live, key=lambda w: (w.start, w.end))
+        return len(live)
+
+    def _word_ids(self, n_frames: int) -> torch.Tensor | None:
+        """(B, n_frames) word ids of the next `n_frames` frames, or None without words."""
+        if not any(self._words):
+            return None
+        vocab = self.engine.bundle.vocab
+        ids = np.stack([word_ids_per_frame(ws, n_frames, vocab, start_frame=self.frames_emitted)
+                        for ws in self._words])
+        return torch.from_numpy(ids).to(self._device)
+
+    def _prune_words(self) -> None:
+        t_next = self.frames_emitted / FPS
+        self._words = [[w for w in ws if w.end > t_next] for ws in self._words]
 
     # ------------------------------------------------------------------ pushing audio
     def push(self, chunks: np.ndarray | Sequence[np.ndarray]) -> list[Motion]:
@@ -173,6 +213,10 @@ class SessionBatch:
         if n == 0:
             self.last_tokens = self._prev.new_zeros(B, model.num_regions, 0).cpu()
             return [Motion.empty() for _ in range(B)]
+        buf = buf[:, :K4 * n]
+        ids = self._word_ids(K4 * n)
+        if ids is not None:
+            buf = model.audio_encoder.embed_words(buf, ids)
         toks = []
         for tau in range(n):
             logits = model.step(self._state, buf[:, K4 * tau:K4 * (tau + 1)], self._prev,
@@ -195,6 +239,8 @@ class SessionBatch:
                 self._offset[s, j] = pos[-1]
             out.append(m)
         self.frames_emitted += K4 * n
+        if any(self._words):
+            self._prune_words()
         return out
 
 
@@ -238,6 +284,15 @@ class StreamSession:
     def state_nbytes(self) -> int:
         return self._batch.state_nbytes()
 
+    @property
+    def has_text(self) -> bool:
+        return self._batch.has_text
+
+    def push_words(self, words: Iterable[Any]) -> int:
+        """Aligned words ``(start, end, text)`` (seconds) for frames still to come; see
+        :meth:`SessionBatch.push_words`. Raises :class:`LiveGestureError` for a model without text."""
+        return self._batch.push_words(words)
+
     def push(self, chunk: np.ndarray) -> Motion:
         """Push a 1-D float32 chunk of any length (0 included); returns the Motion of the frames
         that became final with it (possibly 0 frames)."""
@@ -274,6 +329,11 @@ class LiveGesture:
     def sampling(self) -> SamplingConfig:
         return self.bundle.config.sampling
 
+    @property
+    def has_text(self) -> bool:
+        """Whether the model takes aligned words as an optional cue (``push_words``, ``words=``)."""
+        return self.bundle.model.config.text_vocab_size > 0 and self.bundle.vocab is not None
+
     def stream(self, seed: int = 0, sample_rate: int = SAMPLE_RATE,
                sampling: SamplingConfig | None = None) -> StreamSession:
         """A new live session (seeded; `sampling` overrides the model file's sampling config)."""
@@ -289,11 +349,14 @@ class LiveGesture:
         return SessionBatch(self, seeds, sample_rate, sampling)
 
     def generate(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, seed: int = 0,
-                 sampling: SamplingConfig | None = None) -> Motion:
+                 sampling: SamplingConfig | None = None, words: Iterable[Any] | None = None) -> Motion:
         """Motion of a whole clip: exactly streaming it (one push of everything, then close).
 
         `audio` may be any array :func:`prepare_audio` accepts (float/int16/int32, mono or
-        (samples, channels)); it is mixed to mono float32 first, then streamed at `sample_rate`."""
+        (samples, channels)); it is mixed to mono float32 first, then streamed at `sample_rate`.
+        `words` (optional, models with text only): aligned words, pushed before the audio."""
         x = prepare_audio(audio, sample_rate, target_rate=sample_rate)  # dtype / channels only
         session = self.stream(seed, sample_rate, sampling)
+        if words is not None:
+            session.push_words(words)
         return Motion.concatenate([session.push(x), session.close()])

@@ -4,11 +4,12 @@ import numpy as np
 import soundfile as sf
 from typer.testing import CliRunner
 
-from livegesture import Motion
+from livegesture import LiveGestureError, Motion
 from livegesture.cli import app
 from livegesture.data import load_audio, synthetic_audio
 
 from .test_engine import model, model_path  # noqa: F401  (fixtures)
+from .test_engine_words import text_model, text_model_path  # noqa: F401  (fixtures)
 
 
 def test_generate_writes_npz_bvh_and_video(model, model_path, tmp_path):  # noqa: F811
@@ -41,3 +42,34 @@ def test_generate_errors_are_one_line(tmp_path, model_path):  # noqa: F811
     res = CliRunner().invoke(app, ["generate", str(bad), "-o", str(tmp_path / "x.npz"),
                                    "--model", str(tmp_path / "missing.safetensors")])
     assert res.exit_code != 0 and "missing.safetensors" in (str(res.exception) + res.output)
+
+
+def _write_textgrid(path, words, duration):
+    from praatio import textgrid
+
+    tg = textgrid.Textgrid()
+    tg.addTier(textgrid.IntervalTier("words", [(s, e, w) for s, e, w in words], 0, duration))
+    tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
+
+
+def test_generate_with_text_cues(text_model, text_model_path, model_path, tmp_path):  # noqa: F811
+    from livegesture.data import read_words
+
+    audio, _ = synthetic_audio(2.0, seed=4)
+    wav, tg = tmp_path / "speech.wav", tmp_path / "speech.TextGrid"
+    sf.write(wav, audio, 16000)
+    _write_textgrid(tg, [(0.3, 0.7, "hello"), (0.9, 1.5, "world")], 2.0)
+    out = tmp_path / "m.npz"
+    res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(out), "--model", str(text_model_path),
+                                   "--text", str(tg), "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    got = Motion.load(out)
+    a = load_audio(wav)
+    with_words = text_model.generate(a, seed=5, words=read_words(tg))
+    np.testing.assert_allclose(got.poses, with_words.poses, atol=1e-5)
+    assert np.abs(got.poses - text_model.generate(a, seed=5).poses).max() > 1e-4  # the words were used
+    # a model trained without text refuses the cue (main() prints it as one line, exit code 2)
+    res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(tmp_path / "y.npz"), "--model",
+                                   str(model_path), "--text", str(tg)])
+    assert isinstance(res.exception, LiveGestureError) and "no text input" in str(res.exception)
+    assert not (tmp_path / "y.npz").exists()

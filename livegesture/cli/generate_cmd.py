@@ -18,6 +18,8 @@ def generate_cmd(
     seed: int = typer.Option(0, help="sampling seed"),
     bvh: Optional[Path] = typer.Option(None, help="also write a BVH of the SMPL-X skeleton"),
     video: Optional[Path] = typer.Option(None, help="also render an MP4 with the speech muxed in"),
+    text: Optional[Path] = typer.Option(None, help="aligned words (TextGrid, 'words' tier) as an optional cue; "
+                                              "needs a model trained with text"),
     chunk_seconds: float = typer.Option(1.0, help="audio pushed per streaming step (progress granularity)"),
 ) -> None:
     """Generate full-body motion from a speech file by streaming it through the model
@@ -31,6 +33,10 @@ def generate_cmd(
     lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
     audio = load_audio(speech, SAMPLE_RATE)
     session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE)
+    if text is not None:
+        from ..data.textgrid import read_words
+
+        session.push_words(read_words(text))  # raises for a model without text input
     step = max(1, int(chunk_seconds * SAMPLE_RATE))
     parts = []
     for start in tqdm(range(0, len(audio), step), desc="generate", unit="s", unit_scale=chunk_seconds,

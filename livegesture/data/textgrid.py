@@ -128,14 +128,41 @@ class Vocabulary:
             raise DataError(f"{path}: {exc}") from None
 
 
+def as_words(words: Iterable[Any]) -> list[Word]:
+    """Words given as :class:`Word`, ``(start, end, text)`` tuples or ``{"word"|"text", "start",
+    "end"}`` mappings (seconds), validated and sorted by start; :class:`DataError` names a bad one."""
+    out = []
+    for i, w in enumerate(words):
+        try:
+            if isinstance(w, Word):
+                start, end, text = w.start, w.end, w.text
+            elif isinstance(w, dict):
+                text = w.get("word", w.get("text"))
+                start, end = w["start"], w["end"]
+            else:
+                start, end, text = w
+            start, end = float(start), float(end)
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"word {i}: expected (start, end, text) or {{'word', 'start', 'end'}}, "
+                            f"got {w!r}") from None
+        if not isinstance(text, str):
+            raise DataError(f"word {i}: the text must be a string, got {text!r}")
+        if not (np.isfinite(start) and np.isfinite(end)) or start < 0 or end < start:
+            raise DataError(f"word {i} ({text!r}): needs finite times with 0 <= start <= end, "
+                            f"got start={start} end={end}")
+        out.append(Word(start, end, _normalise(text)))
+    out.sort(key=lambda w: (w.start, w.end))
+    return out
+
+
 def word_ids_per_frame(words: Sequence[Word], n_frames: int, vocab: Vocabulary,
-                       fps: float = FPS) -> np.ndarray:
-    """int64 (n_frames,): frame t gets the id of the word whose [start, end) contains
-    the frame centre (t + 0.5) / fps, else 0 (``<pad>``)."""
+                       fps: float = FPS, start_frame: int = 0) -> np.ndarray:
+    """int64 (n_frames,): frame ``start_frame + i`` gets the id of the word whose [start, end)
+    contains the frame centre (start_frame + i + 0.5) / fps, else 0 (``<pad>``)."""
     ids = np.zeros(n_frames, np.int64)
     if n_frames <= 0 or not words:
         return ids
-    centres = (np.arange(n_frames) + 0.5) / fps
+    centres = (start_frame + np.arange(n_frames) + 0.5) / fps
     for w in words:
         lo = np.searchsorted(centres, w.start, side="left")
         hi = np.searchsorted(centres, w.end, side="left")
