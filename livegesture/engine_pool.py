@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from .body.constants import REGIONS
+from .body.constants import FPS
 from .data.audio import SAMPLE_RATE
+from .data.textgrid import as_words, word_ids_per_frame
 from .engine import LiveGesture, check_chunk
 from .errors import AudioError, LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
@@ -66,7 +68,9 @@ class _Session:
     feats: torch.Tensor | None = None                        # (F, d) frames not yet consumed
     tokens: list[torch.Tensor] = field(default_factory=list)  # (R,) tokens not yet decoded
     offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float64))
+    words: list = field(default_factory=list)                # aligned words that can still cover a frame
     samples_pushed: int = 0
+    tokens_stepped: int = 0
     frames_emitted: int = 0
     finished: bool = False
 
@@ -155,6 +159,26 @@ class SessionPool:
         if len(x):
             s.queued.append(x)
 
+    @property
+    def has_text(self) -> bool:
+        return self.engine.has_text
+
+    def push_words(self, sid: int, words) -> int:
+        """Aligned words (``{"word", "start", "end"}``, ``(start, end, text)`` or :class:`Word`; seconds of
+        the session's audio) as in :meth:`StreamSession.push_words`: a frame gets the word holding its
+        centre if the word arrives before the frame's token is computed (by a later :meth:`run`);
+        late words are ignored. Returns how many can still take effect."""
+        s = self._get(sid)
+        if not self.has_text:
+            raise LiveGestureError("this model has no text input (it was trained without words); "
+                                   "send audio only")
+        ws = as_words(words)
+        t_next = s.tokens_stepped * FRAMES_PER_TOKEN / FPS
+        live = [w for w in ws if w.end > t_next]
+        if live:
+            s.words = sorted(s.words + live, key=lambda w: (w.start, w.end))
+        return len(live)
+
     def finish(self, sid: int) -> None:
         """End of the session's audio: the resampler's tail is queued; later pushes are refused.
         A final partial token is never emitted (as in :meth:`StreamSession.close`)."""
@@ -232,6 +256,11 @@ class SessionPool:
             sub = {k: state_select(self._state[k], idx) if isinstance(self._state[k], dict)  # type: ignore[arg-type]
                    else self._state[k].index_select(0, idx) for k in keys}  # type: ignore[union-attr]
             feats = torch.stack([s.feats[:K4] for s in ready])  # type: ignore[index]
+            if any(s.words for s in ready):
+                vocab = self._bundle.vocab
+                ids = np.stack([word_ids_per_frame(s.words, K4, vocab, start_frame=K4 * s.tokens_stepped)
+                                for s in ready])
+                feats = model.audio_encoder.embed_words(feats, torch.from_numpy(ids).to(self._device))
             logits = model.step(sub, feats, self._prev.index_select(0, idx), self.sampling.guidance_scale)
             R = model.num_regions
             u = torch.stack([torch.rand(R, generator=s.generator, device=self._device, dtype=torch.float64)
@@ -246,6 +275,10 @@ class SessionPool:
             for i, s in enumerate(ready):
                 s.tokens.append(tok[i])
                 s.feats = s.feats[K4:]  # type: ignore[index]
+                s.tokens_stepped += 1
+                if s.words:
+                    t_next = s.tokens_stepped * K4 / FPS
+                    s.words = [w for w in s.words if w.end > t_next]
             self.tokens_stepped += len(ready)
             self.model_calls += 1
 

@@ -11,6 +11,7 @@ from livegesture.engine_pool import PoolFullError, SessionPool, token_audio_time
 from livegesture.errors import AudioError
 
 from .test_engine import assert_same_motion, audio_of, model, model_path  # noqa: F401  (fixtures)
+from .test_engine_words import text_model, text_model_path  # noqa: F401  (fixtures)
 
 
 def drive(pool: SessionPool, sids, audios, sizes, finish=True) -> list[Motion]:
@@ -109,3 +110,21 @@ def test_audio_time_is_the_end_of_the_token():
     # token tau needs ceil((4 tau + 4) * 1600 / 3) samples at 16 kHz (engine.py's emission rule)
     assert token_audio_time(0) == token_audio_time(3) == 2134 / 16000
     assert token_audio_time(4) == 4267 / 16000
+
+
+def test_pool_words_equal_generate_with_words(text_model):
+    from .test_engine_words import WORDS
+
+    a = audio_of(3.0)
+    pool = SessionPool(text_model, capacity=3)
+    s1, s2 = pool.open(seed=2), pool.open(seed=2)
+    assert pool.push_words(s1, WORDS) == len(WORDS)
+    g1, g2 = drive(pool, [s1, s2], [a, a], [[320], [1601, 7]])
+    assert_same_motion(g1, text_model.generate(a, seed=2, words=WORDS), tol=1e-4)
+    assert_same_motion(g2, text_model.generate(a, seed=2), tol=1e-4)  # the other session has no words
+
+
+def test_pool_words_need_a_text_model(model):
+    pool = SessionPool(model, capacity=1)
+    with pytest.raises(LiveGestureError, match="no text input"):
+        pool.push_words(pool.open(), [(0.0, 0.5, "hello")])
