@@ -204,6 +204,10 @@ class SessionPool:
         self._prev[s.row] = self._model.bos_id
         self._free.append(s.row)
 
+    def finished(self, sid: int) -> bool:
+        """Whether :meth:`finish` was called for the session."""
+        return self._get(sid).finished
+
     def frames_emitted(self, sid: int) -> int:
         return self._get(sid).frames_emitted
 
