@@ -6,8 +6,9 @@ keeps every session's streaming state in its own row of preallocated tensors (mo
 tokenizer decoder states, previous tokens) and on each :meth:`SessionPool.run`:
 
 1. encodes the audio queued by each session (sessions with the same number of queued
-   samples share one batched audio-encoder call; rows gathered with ``state_select`` and
-   written back with ``state_assign_``);
+   samples and the same phase, total samples mod 1600, share one batched audio-encoder call,
+   which needs sessions in phase; rows gathered with ``state_select``, written back with
+   ``state_assign_``);
 2. while some sessions hold >= 4 unconsumed feature frames, steps exactly those sessions
    together, one token each, in one batched :meth:`LiveGestureModel.step` (gather their rows,
    step, scatter back), sampling each token from the session's own seeded generator;
@@ -42,6 +43,7 @@ from .streaming.state import state_assign_, state_nbytes, state_reset_, state_se
 
 __all__ = ["PoolFullError", "SessionPool", "token_audio_time"]
 
+_PHASE = 1600  # samples after which the audio encoder's framing repeats (lcm of 160 and 1600/3)
 _LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # as in engine.py: lower-region x / z translation velocity
 
 
@@ -70,6 +72,7 @@ class _Session:
     offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float64))
     words: list = field(default_factory=list)                # aligned words that can still cover a frame
     samples_pushed: int = 0
+    samples_encoded: int = 0   # 16 kHz samples through the audio encoder
     tokens_stepped: int = 0
     frames_emitted: int = 0
     finished: bool = False
@@ -231,11 +234,12 @@ class SessionPool:
 
     def _encode(self) -> None:
         model = self._model
-        groups: dict[int, list[_Session]] = defaultdict(list)
+        groups: dict[tuple[int, int], list[_Session]] = defaultdict(list)
         for s in self._sessions.values():
             if s.queued:
-                groups[sum(len(x) for x in s.queued)].append(s)
-        for n, group in groups.items():
+                # the encoder batches only sessions in phase (same samples mod one 1600-sample period)
+                groups[(sum(len(x) for x in s.queued), s.samples_encoded % _PHASE)].append(s)
+        for (n, _), group in groups.items():
             rows = [s.row for s in group]
             x = torch.from_numpy(np.stack([np.concatenate(s.queued) if len(s.queued) > 1 else s.queued[0]
                                            for s in group])).to(self._device)
@@ -244,6 +248,7 @@ class SessionPool:
             state_assign_(self._state["audio"], rows, sub["audio"])  # type: ignore[arg-type]
             for i, s in enumerate(group):
                 s.queued = []
+                s.samples_encoded += n
                 if feats.shape[1]:
                     f = feats[i].to(model.null_audio.dtype)
                     s.feats = f if s.feats is None else torch.cat([s.feats, f])

@@ -128,3 +128,24 @@ def test_pool_words_need_a_text_model(model):
     pool = SessionPool(model, capacity=1)
     with pytest.raises(LiveGestureError, match="no text input"):
         pool.push_words(pool.open(), [(0.0, 0.5, "hello")])
+
+
+def test_equal_chunks_out_of_phase_are_encoded_apart(model):
+    """The audio encoder batches only sessions in phase (same samples mod 1600): sessions that
+    push equal chunks at different phases must still each equal generate."""
+    a = audio_of(1.5, seed=12)
+    pool = SessionPool(model, capacity=3)
+    sids = [pool.open(seed=i) for i in range(3)]
+    for sid, lead in zip(sids, (0, 100, 1700)):
+        pool.push(sid, a[:lead])
+    pool.run()
+    outs = {sid: [] for sid in sids}
+    pos = {sid: lead for sid, lead in zip(sids, (0, 100, 1700))}
+    while any(p < len(a) for p in pos.values()):
+        for sid in sids:
+            pool.push(sid, a[pos[sid]:pos[sid] + 320])
+            pos[sid] += 320
+        for sid, m in pool.run().items():
+            outs[sid].append(m)
+    for i, sid in enumerate(sids):
+        assert_same_motion(Motion.concatenate(outs[sid]), model.generate(a, seed=i), tol=1e-4)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .scheduler import LiveSession, Scheduler
 __all__ = ["create_app"]
 
 STATIC = Path(__file__).with_name("static")
+log = logging.getLogger("livegesture.serve")
 
 
 class ClientError(Exception):
@@ -106,6 +108,10 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
             await _close_with_error(websocket, exc.message, exc.code)
         except (WebSocketDisconnect, ConnectionError):
             metrics.disconnect()
+        except Exception:  # a bug: this client gets a 1011, the server goes on
+            log.exception("session failed")
+            metrics.error("internal")
+            await _close_with_error(websocket, "internal server error", 1011)
         finally:
             if session is not None:
                 session.fail("session closed")  # stops a handler still waiting for room

@@ -104,7 +104,7 @@ def parse_message(text: str) -> StartMessage | WordsMessage | EndMessage:
     try:
         msg = _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        errs = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+        errs = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:]) or 'type'}: {e['msg']}"
                          for e in exc.errors()[:3])
         raise ProtocolError(f"bad {data.get('type')!r} message: {errs}") from None
     if isinstance(msg, StartMessage) and msg.sample_rate not in SAMPLE_RATES:
