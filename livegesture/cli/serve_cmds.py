@@ -59,3 +59,46 @@ def stream_file_cmd(
                f"p95 {1000 * p[95]:.0f} ms, p99 {1000 * p[99]:.0f} ms")
     for w in res.warnings:
         typer.echo(f"server: {w}", err=True)
+
+
+@app.command("bench-server")
+def bench_server_cmd(
+    model: Optional[Path] = typer.Option(None, help="model file for the server this command starts"),
+    url: Optional[str] = typer.Option(None, help="benchmark a running server instead (ws://HOST:PORT/ws)"),
+    clients: Optional[int] = typer.Option(None, "-n", "--clients", help="run one trial with N clients (no search)"),
+    max_clients: int = typer.Option(64, help="largest N the search tries"),
+    seconds: float = typer.Option(8.0, help="speech streamed by every client (s)"),
+    audio: Optional[Path] = typer.Option(None, help="speech file (default: synthetic speech)"),
+    packet_ms: float = typer.Option(20.0, help="audio per packet (ms)"),
+    latency_bound: float = typer.Option(0.3, help="p95 latency (s) under which N counts as real time"),
+    threads: int = typer.Option(1, help="torch threads of the server this command starts"),
+) -> None:
+    """N concurrent real-time clients on loopback: latency percentiles, dropped and late frames, and the
+    largest N served in real time (p95 latency under the bound, nothing dropped)."""
+    from ..data.audio import load_audio
+    from ..data.synthetic import synthetic_audio
+    from ..serve.bench import run_trial, search, start_server
+
+    if url is None and model is None:
+        raise typer.BadParameter("give --model (a server is started) or --url of a running server")
+    x = load_audio(audio, 16000)[: int(seconds * 16000)] if audio else synthetic_audio(seconds, seed=0)[0]
+    x = x.astype("float32")
+    proc = None
+    if url is None:
+        proc, url = start_server(model, max_sessions=max(clients or 0, max_clients), threads=threads)
+    try:
+        typer.echo(f"server {url}; each client streams {len(x) / 16000:.1f} s in {packet_ms:g} ms packets "
+                   f"in real time")
+        if clients is not None:
+            typer.echo(run_trial(url, x, clients, packet_ms, latency_bound).line(latency_bound))
+        else:
+            best, _ = search(url, x, max_clients, packet_ms, latency_bound, report=typer.echo)
+            typer.echo(f"largest N served in real time on this machine: {best}"
+                       f"{' (the search limit)' if best == max_clients else ''}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                proc.kill()
