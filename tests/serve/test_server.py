@@ -104,3 +104,29 @@ def test_words_to_a_model_without_text_warn_and_keep_the_session(server, model):
     r = stream_audio_sync(server.url, a, realtime=False, fmt="f32", words=[{"word": "hi", "start": 0, "end": .3}])
     assert any("words are not supported" in w for w in r.warnings)
     assert_same_motion(r.motion, model.generate(a), tol=1e-4)
+
+
+def test_bench_server_cli_against_a_running_server(server):
+    res = CliRunner().invoke(app, ["bench-server", "--url", server.url, "-n", "2", "--seconds", "1.0"])
+    assert res.exit_code == 0, res.output
+    assert "N=  2" in res.output and "p95" in res.output and "dropped 0" in res.output
+
+
+def test_bench_search_finds_the_largest_real_time_n():
+    from livegesture.serve.bench import Trial, search
+
+    import livegesture.serve.bench as bench
+
+    calls = []
+
+    def fake(url, audio, n, packet_ms=20.0, bound=0.3):  # pretend N <= 5 is real time
+        calls.append(n)
+        return Trial(n, 4 * n, 4 * n, 0, 0.01, 0.1 if n <= 5 else 0.5, 0.5, 0, 0.5)
+
+    orig = bench.run_trial
+    bench.run_trial = fake
+    try:
+        best, trials = search("ws://x", np.zeros(16000, np.float32), 64, report=lambda s: None)
+    finally:
+        bench.run_trial = orig
+    assert best == 5 and calls == [1, 2, 4, 8, 6, 5]
