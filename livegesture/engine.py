@@ -318,11 +318,12 @@ class LiveGesture:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "LiveGesture":
-        """Load a model file (``livegesture train all`` output). Without a path this will load the
-        bundled demo model, which is not installed yet."""
+        """Load a model file (``livegesture train all`` output); without a path, the bundled demo
+        model (``livegesture/assets/demo_model.safetensors``, described by its MODEL_CARD.md)."""
         if path is None:
-            raise LiveGestureError("no bundled demo model is installed yet; pass the path of a model file "
-                                   "(e.g. one written by 'livegesture train all')")
+            from .assets import demo_model_path
+
+            path = demo_model_path()
         return cls(ModelBundle.load(path, device))
 
     @property

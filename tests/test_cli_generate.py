@@ -73,3 +73,18 @@ def test_generate_with_text_cues(text_model, text_model_path, model_path, tmp_pa
                                    str(model_path), "--text", str(tg)])
     assert isinstance(res.exception, LiveGestureError) and "no text input" in str(res.exception)
     assert not (tmp_path / "y.npz").exists()
+
+
+def test_generate_root_in_place(model, model_path, tmp_path):  # noqa: F811
+    audio, _ = synthetic_audio(2.0, seed=6)
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, audio, 16000)
+    free, fixed = tmp_path / "free.npz", tmp_path / "fixed.npz"
+    for out, extra in ((free, []), (fixed, ["--root-in-place", "--bvh", str(tmp_path / "f.bvh")])):
+        res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(out), "--model", str(model_path), *extra])
+        assert res.exit_code == 0, res.output
+    a, b = Motion.load(free), Motion.load(fixed)
+    assert np.abs(a.trans[:, [0, 2]]).max() > 0  # the untrained model drifts; in place it must not
+    np.testing.assert_array_equal(b.trans[:, [0, 2]], 0)
+    np.testing.assert_array_equal(a.trans[:, 1], b.trans[:, 1])
+    np.testing.assert_array_equal(a.poses, b.poses)

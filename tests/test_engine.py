@@ -76,11 +76,6 @@ def assert_same_motion(a: Motion, b: Motion, tol: float = 1e-5) -> None:
         np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=tol, rtol=0, err_msg=k)
 
 
-def test_load_without_a_path_says_no_bundled_model(model):
-    with pytest.raises(LiveGestureError, match="no bundled demo model"):
-        LiveGesture.load()
-
-
 @pytest.mark.parametrize("sizes", [[272], [3200], [0, 1, 999, 5000, 0, 37, 2134]], ids=["17ms", "200ms", "ragged"])
 def test_streaming_equals_generate(model, sizes):
     audio = audio_of(2.0)

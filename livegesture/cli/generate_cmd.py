@@ -20,6 +20,9 @@ def generate_cmd(
     video: Optional[Path] = typer.Option(None, help="also render an MP4 with the speech muxed in"),
     text: Optional[Path] = typer.Option(None, help="aligned words (TextGrid, 'words' tier) as an optional cue; "
                                               "needs a model trained with text"),
+    root_in_place: bool = typer.Option(False, "--root-in-place",
+                                       help="drop the horizontal (x/z) translation in every output, so the "
+                                            "figure stays in place when imported"),
     chunk_seconds: float = typer.Option(1.0, help="audio pushed per streaming step (progress granularity)"),
 ) -> None:
     """Generate full-body motion from a speech file by streaming it through the model
@@ -44,6 +47,8 @@ def generate_cmd(
         parts.append(session.push(audio[start:start + step]))
     parts.append(session.close())
     motion = Motion.concatenate(parts)
+    if root_in_place:
+        motion.trans[:, [0, 2]] = 0.0  # BEAT2 data are Y-up: keep the height only
     motion.save(out)
     typer.echo(f"wrote {out} ({len(motion)} frames, {motion.duration:.2f} s)")
     if bvh is not None:
