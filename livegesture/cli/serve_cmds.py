@@ -63,7 +63,8 @@ def stream_file_cmd(
 
 @app.command("bench-server")
 def bench_server_cmd(
-    model: Optional[Path] = typer.Option(None, help="model file for the server this command starts"),
+    model: Optional[Path] = typer.Option(None, help="model file for the server this command starts "
+                                                    "(default: the bundled demo model)"),
     url: Optional[str] = typer.Option(None, help="benchmark a running server instead (ws://HOST:PORT/ws)"),
     clients: Optional[int] = typer.Option(None, "-n", "--clients", help="run one trial with N clients (no search)"),
     max_clients: int = typer.Option(64, help="largest N the search tries"),
@@ -80,7 +81,9 @@ def bench_server_cmd(
     from ..serve.bench import run_trial, search, start_server
 
     if url is None and model is None:
-        raise typer.BadParameter("give --model (a server is started) or --url of a running server")
+        from ..assets import demo_model_path
+
+        model = demo_model_path()  # the bundled demo model (a clear error when it is not installed)
     x = load_audio(audio, 16000)[: int(seconds * 16000)] if audio else synthetic_audio(seconds, seed=0)[0]
     x = x.astype("float32")
     proc = None

@@ -233,12 +233,40 @@ async def _send_loop(websocket: WebSocket, sched: Scheduler, s: LiveSession, con
 
 
 async def _close_with_error(websocket: WebSocket, message: str, code: int) -> None:
-    """Best effort: the client may already be gone or not reading."""
+    """Best effort: the client may already be gone or not reading. A client that does not read
+    cannot even take the close frame; then its connection is aborted, so that its buffers do not
+    stay allocated for as long as it keeps the socket open."""
     if websocket.application_state == WebSocketState.DISCONNECTED or \
             websocket.client_state == WebSocketState.DISCONNECTED:
         return
-    with contextlib.suppress(Exception):
+    try:
         await asyncio.wait_for(websocket.send_text(json.dumps({"type": "error", "fatal": True,
                                                                "message": message})), 2.0)
-    with contextlib.suppress(Exception):
         await asyncio.wait_for(websocket.close(code, message.encode()[:120].decode(errors="ignore")), 2.0)
+    except asyncio.TimeoutError:
+        _abort(websocket)
+    except Exception:  # noqa: BLE001  (gone meanwhile)
+        pass
+
+
+def _abort(websocket: WebSocket) -> None:
+    """Drop the TCP connection at once (RST). ASGI has no such call: this looks for the server's
+    protocol object behind the ASGI send callable (uvicorn keeps its transport there; Starlette
+    wraps the callable in closures) and does nothing when it is not found."""
+    fn, seen = getattr(websocket, "_send", None), 0
+    while fn is not None and seen < 8:
+        seen += 1
+        transport = getattr(getattr(fn, "__self__", None), "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            transport.abort()
+            return
+        cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ()) if _filled(c)]
+        fn = next((c for c in cells if callable(c) and (hasattr(c, "__self__") or hasattr(c, "__closure__"))), None)
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True

@@ -88,6 +88,7 @@ class Scheduler:
         self.sessions: dict[int, LiveSession] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopped = False
         self.ticks = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -117,6 +118,7 @@ class Scheduler:
                 pass
         for s in list(self.sessions.values()):
             s.fail("the server is shutting down", 1001)
+        self._stopped = True
         self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ handler side
@@ -161,7 +163,8 @@ class Scheduler:
         self.sessions.pop(s.sid, None)
         if not s.pool_closed:
             s.pool_closed = True
-            await self._call(self.pool.close, s.sid)
+            if not self._stopped:  # after shutdown the pool is gone with the process
+                await self._call(self.pool.close, s.sid)
             self.metrics.session_closed()
 
     # ------------------------------------------------------------------ the scheduler task

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import socket
 import tracemalloc
 
@@ -138,7 +139,27 @@ async def _slow_reader(srv) -> None:
                 break
             await asyncio.sleep(0.05)
         assert _slow_errors(srv) > before, "the server never ended the slow reader's session"
+        # and the server dropped the connection (a client that does not read cannot take a close frame)
+        me = sock.getsockname()[1]
+        for _ in range(200):
+            if not _server_side_open(srv.port, me):
+                break
+            await asyncio.sleep(0.05)
+        assert not _server_side_open(srv.port, me), "the server kept the slow reader's connection open"
         ws.transport.abort()
+
+
+def _server_side_open(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of the connection from `client_port` is still established (Linux)."""
+    if not os.path.exists("/proc/net/tcp"):
+        return False
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            for line in f.read().splitlines()[1:]:
+                p = line.split()
+                if (int(p[1].split(":")[1], 16), int(p[2].split(":")[1], 16), p[3]) == (server_port, client_port, "01"):
+                    return True
+    return False
 
 
 async def _idle_then_vanish(url) -> None:
