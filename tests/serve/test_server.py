@@ -17,6 +17,7 @@ from livegesture.motion import Motion
 from livegesture.serve.client import stream_audio, stream_audio_sync
 
 from ..test_engine import assert_same_motion, audio_of
+from ..test_engine_words import text_model, text_model_path  # noqa: F401  (fixtures)
 from .conftest import pcm16_exact
 
 
@@ -130,3 +131,18 @@ def test_bench_search_finds_the_largest_real_time_n():
     finally:
         bench.run_trial = orig
     assert best == 5 and calls == [1, 2, 4, 8, 6, 5]
+
+
+def test_words_reach_a_text_model(text_model):
+    from ..test_engine_words import WORDS
+    from livegesture.data import Word
+    from livegesture.serve.runner import ServerThread
+
+    words = [{"word": w.text, "start": w.start, "end": w.end} if isinstance(w, Word) else
+             w if isinstance(w, dict) else {"word": w[2], "start": w[0], "end": w[1]} for w in WORDS]
+    a = pcm16_exact(audio_of(3.0))
+    with ServerThread(text_model) as srv:
+        r = stream_audio_sync(srv.url, a, seed=2, realtime=False, words=words)
+    assert not r.warnings and r.started["words"] is True
+    assert_same_motion(r.motion, text_model.generate(a, seed=2, words=WORDS), tol=1e-4)
+    assert np.abs(r.motion.poses - text_model.generate(a, seed=2).poses).max() > 1e-4  # the words mattered
