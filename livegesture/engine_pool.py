@@ -47,6 +47,23 @@ _PHASE = 1600  # samples after which the audio encoder's framing repeats (lcm of
 _LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # as in engine.py: lower-region x / z translation velocity
 
 
+def _rows(state: dict, rows: list[int]) -> tuple[dict, bool]:
+    """The state of `rows` and whether it must be written back with ``state_assign_``.
+
+    Contiguous rows (the common case when every session is ready at once) are a slice of the
+    pool's tensors: a view, so the modules' in-place state updates land in the pool directly and
+    the gather/scatter copies (about a third of a token step at demo size) are skipped. Other rows
+    are gathered into a copy."""
+    lo = rows[0]
+    if rows == list(range(lo, lo + len(rows))):
+        return _narrow(state, lo, len(rows)), False
+    return state_select(state, rows), True
+
+
+def _narrow(state: dict, lo: int, n: int) -> dict:
+    return {k: _narrow(v, lo, n) if isinstance(v, dict) else v.narrow(0, lo, n) for k, v in state.items()}
+
+
 class PoolFullError(LiveGestureError):
     """Every row of the pool is taken."""
 
@@ -108,6 +125,7 @@ class SessionPool:
         self._next_id = 1
         self.tokens_stepped = 0     # token steps run (summed over sessions)
         self.model_calls = 0        # batched model.step calls
+        self.view_steps = 0         # of which on contiguous rows (no gather/scatter copies)
 
     # ------------------------------------------------------------------ sessions
     def __len__(self) -> int:
@@ -243,9 +261,10 @@ class SessionPool:
             rows = [s.row for s in group]
             x = torch.from_numpy(np.stack([np.concatenate(s.queued) if len(s.queued) > 1 else s.queued[0]
                                            for s in group])).to(self._device)
-            sub = {"audio": state_select(self._state["audio"], rows)}  # type: ignore[arg-type]
-            feats = model.encode_audio(x, sub)
-            state_assign_(self._state["audio"], rows, sub["audio"])  # type: ignore[arg-type]
+            sub, copied = _rows(self._state["audio"], rows)  # type: ignore[arg-type]
+            feats = model.encode_audio(x, {"audio": sub})
+            if copied:
+                state_assign_(self._state["audio"], rows, sub)  # type: ignore[arg-type]
             for i, s in enumerate(group):
                 s.queued = []
                 s.samples_encoded += n
@@ -260,10 +279,10 @@ class SessionPool:
             ready = [s for s in self._sessions.values() if s.n_feats() >= K4 and s.sid not in hold]
             if not ready:
                 return
+            ready.sort(key=lambda s: s.row)
             rows = [s.row for s in ready]
             idx = torch.tensor(rows, dtype=torch.long, device=self._device)
-            sub = {k: state_select(self._state[k], idx) if isinstance(self._state[k], dict)  # type: ignore[arg-type]
-                   else self._state[k].index_select(0, idx) for k in keys}  # type: ignore[union-attr]
+            sub, copied = _rows({k: self._state[k] for k in keys}, rows)
             feats = torch.stack([s.feats[:K4] for s in ready])  # type: ignore[index]
             if any(s.words for s in ready):
                 vocab = self._bundle.vocab
@@ -275,11 +294,10 @@ class SessionPool:
             u = torch.stack([torch.rand(R, generator=s.generator, device=self._device, dtype=torch.float64)
                              for s in ready])
             tok = sample_from_logits(logits[:, :, 0], self.sampling, u)  # type: ignore[index]
-            for k in keys:
-                if isinstance(self._state[k], dict):
-                    state_assign_(self._state[k], idx, sub[k])  # type: ignore[arg-type]
-                else:
-                    self._state[k].index_copy_(0, idx, sub[k])  # type: ignore[union-attr, arg-type]
+            if copied:
+                state_assign_({k: self._state[k] for k in keys}, idx, sub)
+            else:
+                self.view_steps += 1
             self._prev.index_copy_(0, idx, tok[:, :, None])
             for i, s in enumerate(ready):
                 s.tokens.append(tok[i])
@@ -303,9 +321,10 @@ class SessionPool:
             tokens = torch.stack([torch.stack(s.tokens, dim=-1) for s in group])  # (B, R, n)
             feats = {}
             for i, r in enumerate(REGIONS):
-                sub = state_select(self._dec[r], rows)
+                sub, copied = _rows(self._dec[r], rows)
                 y = b.tokenizer[r].decode(tokens[:, i], sub)
-                state_assign_(self._dec[r], rows, sub)
+                if copied:
+                    state_assign_(self._dec[r], rows, sub)
                 feats[r] = b.stats.denormalize(r, y.float().cpu().numpy())
             for j, s in enumerate(group):
                 f = {r: v[j] for r, v in feats.items()}

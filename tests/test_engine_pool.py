@@ -48,6 +48,8 @@ def test_pool_sessions_equal_generate_with_any_packet_schedule(model):
         assert len(ref) > 0
         assert_same_motion(g, ref, tol=1e-4)
     assert pool.model_calls < pool.tokens_stepped  # some steps were shared by several sessions
+    # both ways of reaching the sessions' rows ran: slices of contiguous rows, gathered copies
+    assert 0 < pool.view_steps < pool.model_calls
     for sid in sids:
         pool.close(sid)
     assert len(pool) == 0
