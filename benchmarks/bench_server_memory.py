@@ -1,18 +1,19 @@
 """Server memory under hostile load: RSS of a `livegesture serve` child process over rounds of
 50 hostile connections (garbage, NaN audio, disconnects, aborts, odd byte counts) interleaved
-with 2 real clients, and how far the real clients' frames move from round 0.
+with 2 real clients (--hostile / --real change the mix), and how far the real clients' frames move from round 0.
 
     python benchmarks/bench_server_memory.py --model MODEL.safetensors [--rounds 16]
 
 Without --model a demo-size model with random weights is written to a temporary file (the
 server's memory does not depend on the weights). Printed per round: the server's RSS (MiB) one
-second after the round, max |poses - round 0| of the real clients, and client-side errors.
+second after the round, its open file descriptors, max |poses - round 0| of the real clients, and client-side errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -51,10 +52,11 @@ def main() -> None:
     ap.add_argument("--model", type=Path)
     ap.add_argument("--rounds", type=int, default=16)
     ap.add_argument("--hostile", type=int, default=50)
+    ap.add_argument("--real", type=int, default=2, help="real clients per round")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     model = args.model or random_demo_model(Path(tmp.name) / "demo_random.safetensors")
-    proc, url = start_server(model, max_sessions=args.hostile + 8)
+    proc, url = start_server(model, max_sessions=args.hostile + args.real + 8)
 
     def rss() -> int:
         with open(f"/proc/{proc.pid}/status") as f:
@@ -63,9 +65,9 @@ def main() -> None:
     audio = synthetic_audio(3.0, seed=21)[0].astype(np.float32)
 
     async def one_round():
-        out = await asyncio.gather(*(stream_audio(url, audio, seed=s, realtime=False) for s in (3, 9)),
+        out = await asyncio.gather(*(stream_audio(url, audio, seed=s, realtime=False) for s in range(args.real)),
                                    *(_hostile(url, i) for i in range(args.hostile)), return_exceptions=True)
-        return out[:2], [o for o in out if isinstance(o, BaseException)]
+        return out[:args.real], [o for o in out if isinstance(o, BaseException)]
 
     try:
         print(f"server RSS after start: {rss()} MiB")
@@ -78,8 +80,9 @@ def main() -> None:
             poses = [r.motion.poses for r in real]
             ref = ref or poses
             diff = max(float(np.abs(p - q).max()) for p, q in zip(poses, ref))
-            print(f"round {k:2d}: server RSS {rss()} MiB   real clients max |poses - round 0| {diff:.2e}   "
-                  f"client-side errors {len(errors)}")
+            fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
+            print(f"round {k:2d}: server RSS {rss()} MiB   open fds {fds}   real clients max |poses - round 0| "
+                  f"{diff:.2e}   client-side errors {len(errors)}")
     finally:
         proc.terminate()
         proc.wait()

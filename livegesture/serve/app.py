@@ -106,7 +106,7 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
             if exc.kind is not None:
                 metrics.error(exc.kind)
             await _close_with_error(websocket, exc.message, exc.code)
-        except (WebSocketDisconnect, ConnectionError):
+        except (WebSocketDisconnect, OSError):  # uvicorn raises ClientDisconnected (an OSError) on send
             metrics.disconnect()
         except Exception:  # a bug: this client gets a 1011, the server goes on
             log.exception("session failed")

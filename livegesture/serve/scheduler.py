@@ -78,6 +78,26 @@ class LiveSession:
         return self.received[0][1] if self.received else None
 
 
+def _trim_heap() -> None:
+    """Give the C heap's free memory back to the OS (glibc ``malloc_trim``) when the server goes idle:
+    batches of new shapes leave freed blocks that glibc otherwise keeps, so the RSS of an idle
+    server would not return to its baseline. No-op elsewhere."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (glibc only)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
+
+
 class Scheduler:
     """Owns the pool, its model thread and the sessions' inboxes."""
 
@@ -165,6 +185,8 @@ class Scheduler:
             s.pool_closed = True
             if not self._stopped:  # after shutdown the pool is gone with the process
                 await self._call(self.pool.close, s.sid)
+                if not self.sessions:
+                    await self._call(_trim_heap)
             self.metrics.session_closed()
 
     # ------------------------------------------------------------------ the scheduler task
