@@ -39,6 +39,7 @@ from .errors import AudioError, LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import sample_from_logits
 from .motion import Motion
+from .smoothing import CausalSmoother, SmoothingConfig
 from .streaming.state import state_assign_, state_nbytes, state_reset_, state_select
 
 __all__ = ["PoolFullError", "SessionPool", "token_audio_time"]
@@ -93,6 +94,7 @@ class _Session:
     tokens_stepped: int = 0
     frames_emitted: int = 0
     finished: bool = False
+    smoother: CausalSmoother | None = None  # optional causal low-pass of the emitted frames
 
     def n_feats(self) -> int:
         return 0 if self.feats is None else int(self.feats.shape[0])
@@ -143,8 +145,9 @@ class SessionPool:
         return (state_nbytes(self._state) + sum(state_nbytes(s) for s in self._dec.values())
                 + self._prev.numel() * self._prev.element_size())
 
-    def open(self, seed: int = 0, sample_rate: int = SAMPLE_RATE) -> int:
-        """A new session; returns its id. Raises :class:`PoolFullError` when every row is taken."""
+    def open(self, seed: int = 0, sample_rate: int = SAMPLE_RATE, smoothing: SmoothingConfig | None = None) -> int:
+        """A new session; returns its id. Raises :class:`PoolFullError` when every row is taken.
+        `smoothing`: the causal output low-pass of :mod:`livegesture.smoothing` (off by default)."""
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise AudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
         if not self._free:
@@ -158,7 +161,8 @@ class SessionPool:
         sid = self._next_id
         self._next_id += 1
         gen = torch.Generator(device=self._device).manual_seed(int(seed))
-        self._sessions[sid] = _Session(sid, row, int(seed), int(sample_rate), gen, resampler)
+        smoother = None if smoothing is None or smoothing.tau == 0 else CausalSmoother(smoothing, FPS)
+        self._sessions[sid] = _Session(sid, row, int(seed), int(sample_rate), gen, resampler, smoother=smoother)
         return sid
 
     def _get(self, sid: int) -> _Session:
@@ -334,6 +338,8 @@ class SessionPool:
                     pos = s.offset[a] + np.cumsum(lower[:, dim])
                     m.trans[:, axis] = pos.astype(np.float32)
                     s.offset[a] = pos[-1]
+                if s.smoother is not None:
+                    m = s.smoother(m)
                 s.tokens = []
                 s.frames_emitted += len(m)
                 out[s.sid] = m

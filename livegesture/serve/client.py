@@ -62,6 +62,7 @@ def to_pcm16(audio: np.ndarray) -> bytes:
 async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, seed: int = 0,
                        packet_ms: float = 20.0, realtime: bool = True, fmt: str = "pcm16",
                        output: str = "binary", joints: bool = False, words: list[dict] | None = None,
+                       smooth: float = 0.0,
                        on_frame: Callable[[dict], None] | None = None, open_timeout: float = 10.0,
                        ) -> StreamResult:
     """Stream mono float32 `audio` at `sample_rate` to the server at `url` (``ws://host:port/ws``) and
@@ -82,7 +83,8 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
     result: dict[str, Any] = {}
     async with websockets.connect(url, open_timeout=open_timeout, max_size=2 ** 22) as ws:
         await ws.send(json.dumps({"type": "start", "seed": int(seed), "sample_rate": int(sample_rate),
-                                  "format": fmt, "output": output, "joints": bool(joints)}))
+                                  "format": fmt, "output": output, "joints": bool(joints),
+                                  "smooth": float(smooth)}))
         started = json.loads(await ws.recv())
         if started.get("type") == "error":
             raise ServerError(started.get("message", "error"))

@@ -71,6 +71,7 @@ class StartMessage(_Msg):
     format: Literal["pcm16", "f32"] = "pcm16"
     output: Literal["json", "binary"] = "json"
     joints: bool = False
+    smooth: float = Field(0.0, ge=0, le=2, allow_inf_nan=False)  # causal low-pass time constant (s), 0 = raw
 
 
 class Word(_Msg):

@@ -31,6 +31,7 @@ from ..body.kinematics import forward_kinematics
 from ..engine import LiveGesture
 from ..engine_pool import SessionPool, token_audio_time
 from ..motion import Motion
+from ..smoothing import SmoothingConfig
 from .config import ServerConfig
 from .metrics import ServerMetrics
 from .protocol import StartMessage, encode_frame_binary, encode_frame_json
@@ -143,7 +144,8 @@ class Scheduler:
 
     # ------------------------------------------------------------------ handler side
     async def open(self, start: StartMessage) -> LiveSession:
-        sid = await self._call(self.pool.open, start.seed, start.sample_rate)
+        smoothing = SmoothingConfig(start.smooth) if start.smooth else None
+        sid = await self._call(self.pool.open, start.seed, start.sample_rate, smoothing)
         s = LiveSession(sid, start)
         self.sessions[sid] = s
         self.metrics.session_opened()

@@ -23,7 +23,7 @@ def test_start_defaults_and_fields():
 
 
 @pytest.mark.parametrize("text, match", [
-    ("[1, 2]", '"type"'), ("nope", "JSON"), ('{"type": "start", "seed": -1}', "seed"),
+    ("[1, 2]", '"type"'), ("nope", "JSON"), ('{"type": "start", "seed": -1}', "seed"), ('{"type": "start", "smooth": 5}', "smooth"),
     ('{"type": "start", "sample_rate": 16001}', "unsupported sample_rate"),
     ('{"type": "start", "output": "xml"}', "output"), ('{"type": "start", "joints": "maybe"}', "joints"),
     ('{"type": "words", "words": [{"word": "a", "start": NaN, "end": 1}]}', "start"),

@@ -146,3 +146,14 @@ def test_words_reach_a_text_model(text_model):
     assert not r.warnings and r.started["words"] is True
     assert_same_motion(r.motion, text_model.generate(a, seed=2, words=WORDS), tol=1e-4)
     assert np.abs(r.motion.poses - text_model.generate(a, seed=2).poses).max() > 1e-4  # the words mattered
+
+
+def test_smoothed_session_equals_generate_with_smoothing(server, model):
+    from livegesture.smoothing import SmoothingConfig
+
+    a = pcm16_exact(audio_of(2.5, seed=21))
+    raw, smooth = asyncio.run(_many(server.url, [(a, dict(seed=3, packet_ms=37, realtime=False)),
+                                                 (a, dict(seed=3, packet_ms=20, realtime=False, smooth=0.08))]))
+    assert_same_motion(raw.motion, model.generate(a, seed=3), tol=1e-4)
+    assert_same_motion(smooth.motion, model.generate(a, seed=3, smoothing=SmoothingConfig(0.08)), tol=1e-4)
+    assert np.abs(raw.motion.poses - smooth.motion.poses).max() > 1e-3

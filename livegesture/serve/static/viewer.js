@@ -118,7 +118,8 @@ class Session {
     this.ws.binaryType = "arraybuffer";
     this.ready = new Promise((resolve, reject) => {
       this.ws.onopen = () => this.ws.send(JSON.stringify({ type: "start", seed, sample_rate: SR, format: "pcm16",
-                                                            output: "binary", joints: true }));
+                                                            output: "binary", joints: true,
+                                                            smooth: Math.min(2, Math.max(0, parseFloat($("smooth").value) || 0)) }));
       this.ws.onmessage = (ev) => {
         if (typeof ev.data !== "string") return this.onFrame(decodeFrame(ev.data));
         const m = JSON.parse(ev.data);
