@@ -62,3 +62,32 @@ def test_a_missing_bundled_model_is_named(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "DEMO_MODEL", tmp_path / "gone.safetensors")
     with pytest.raises(CheckpointError, match="bundled demo model is missing.*gone.safetensors"):
         LiveGesture.load()
+
+
+@pytest.mark.realdata
+def test_held_out_speech_streams_like_generate_with_zero_look_ahead(demo, beat2_dir):
+    """The bundled model on BEAT2 speech it was not trained on: ragged live chunks give the frames
+    of generate(), and changing the audio after second S leaves every frame of earlier tokens."""
+    from livegesture import Motion
+
+    audio = load_audio(beat2_dir / "2_scott_0_2_2.wav")[: 16000 * 20]
+    ref = demo.generate(audio, seed=3)
+    rng = np.random.default_rng(0)
+    s, parts, i = demo.stream(seed=3), [], 0
+    while i < len(audio):
+        n = int(rng.choice([0, 1, 37, 320, 1601, 4000, 16000]))
+        parts.append(s.push(audio[i:i + n]))
+        i += n
+    parts.append(s.close())
+    got = Motion.concatenate(parts)
+    assert len(got) == len(ref) == 600
+    np.testing.assert_allclose(got.poses, ref.poses, atol=1e-4)
+    np.testing.assert_allclose(got.expressions, ref.expressions, atol=1e-4)
+    S = 16000 * 9 + 1234  # change everything from 9.077 s on
+    changed = audio.copy()
+    changed[S:] = np.random.default_rng(1).normal(0, 0.1, len(audio) - S).astype(np.float32)
+    other = demo.generate(changed, seed=3)
+    tokens_before = int(S * 3 // 1600) // 4  # tokens whose audio ends at or before S
+    n = 4 * tokens_before
+    np.testing.assert_array_equal(other.poses[:n], ref.poses[:n])
+    assert np.abs(other.poses[n:] - ref.poses[n:]).max() > 1e-3
