@@ -50,6 +50,18 @@ _LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # lower-region features: x / z per-frame tr
 _RAW_CAP = 3200  # > the 16 kHz samples of one token (ceil(4 * 1600 / 3) + 1)
 
 
+def frames_from_regions(feats: dict[str, np.ndarray], offset: np.ndarray) -> Motion:
+    """The Motion of one session's decoded region features; the x / z translation is the running
+    sum of the lower region's per-frame velocities, continued from `offset` (2,), updated in place."""
+    m = Motion.from_regions(feats)
+    lower = feats["lower"].astype(np.float64)
+    for j, (axis, dim) in enumerate(((0, _LOWER_VEL_X), (2, _LOWER_VEL_Z))):
+        pos = offset[j] + np.cumsum(lower[:, dim])
+        m.trans[:, axis] = pos.astype(np.float32)
+        offset[j] = pos[-1]
+    return m
+
+
 def check_chunk(chunk: object, what: str = "chunk") -> np.ndarray:
     """A pushed chunk as a 1-D float32 array; :class:`AudioError` naming the problem otherwise.
 
@@ -265,14 +277,7 @@ class SessionBatch:
         feats = {r: b.stats.denormalize(r, frames[i].float().cpu().numpy()) for i, r in enumerate(REGIONS)}
         out = []
         for s in range(B):
-            f = {r: v[s] for r, v in feats.items()}
-            m = Motion.from_regions(f)
-            lower = f["lower"].astype(np.float64)
-            for j, (axis, dim) in enumerate(((0, _LOWER_VEL_X), (2, _LOWER_VEL_Z))):
-                pos = self._offset[s, j] + np.cumsum(lower[:, dim])
-                m.trans[:, axis] = pos.astype(np.float32)
-                self._offset[s, j] = pos[-1]
-            out.append(m)
+            out.append(frames_from_regions({r: v[s] for r, v in feats.items()}, self._offset[s]))
         self.frames_emitted += K4 * n
         if any(self._words):
             self._prune_words()

@@ -34,7 +34,7 @@ from .body.constants import REGIONS
 from .body.constants import FPS
 from .data.audio import SAMPLE_RATE
 from .data.textgrid import as_words, word_ids_per_frame
-from .engine import LiveGesture, check_chunk
+from .engine import LiveGesture, check_chunk, frames_from_regions
 from .errors import AudioError, LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import sample_from_logits
@@ -45,7 +45,6 @@ from .streaming.state import state_assign_, state_nbytes, state_reset_, state_se
 __all__ = ["PoolFullError", "SessionPool", "token_audio_time"]
 
 _PHASE = 1600  # samples after which the audio encoder's framing repeats (lcm of 160 and 1600/3)
-_LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # as in engine.py: lower-region x / z translation velocity
 
 
 def _rows(state: dict, rows: list[int]) -> tuple[dict, bool]:
@@ -331,13 +330,7 @@ class SessionPool:
                     state_assign_(self._dec[r], rows, sub)
                 feats[r] = b.stats.denormalize(r, y.float().cpu().numpy())
             for j, s in enumerate(group):
-                f = {r: v[j] for r, v in feats.items()}
-                m = Motion.from_regions(f)
-                lower = f["lower"].astype(np.float64)
-                for a, (axis, dim) in enumerate(((0, _LOWER_VEL_X), (2, _LOWER_VEL_Z))):
-                    pos = s.offset[a] + np.cumsum(lower[:, dim])
-                    m.trans[:, axis] = pos.astype(np.float32)
-                    s.offset[a] = pos[-1]
+                m = frames_from_regions({r: v[j] for r, v in feats.items()}, s.offset)
                 if s.smoother is not None:
                     m = s.smoother(m)
                 s.tokens = []
