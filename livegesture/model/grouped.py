@@ -194,12 +194,8 @@ def _cross(layer: StreamingCrossAttention, st: StreamState, q: torch.Tensor, kv:
     qh = _to_rows(q, N, R, n, H)
     if layer.rope is not None:
         qh = layer.rope(qh, q_times)
-    if n == 1:  # the model's invariant k_offset = 4 q_offset makes the write evict no visible key
-        layer._write(st, k, v, k_times)
-        att, seen = layer._attend_ring(qh, q_times, st, guard_empty=True)
-    else:
-        att, seen = layer._attend(qh, q_times, st, k, v, k_times, guard_empty=True)
-        layer._write(st, k, v, k_times)
+    # n == 1: the model's invariant k_offset = 4 q_offset makes the write evict no visible key
+    att, seen = layer._attend_and_write(qh, q_times, st, k, v, k_times, n == 1, guard_empty=True)
     k_offset.add_(Tk)
     st["q_offset"].add_(n)  # type: ignore[union-attr]
     seen_r = seen.view(N, R, n, 1).permute(1, 0, 2, 3).reshape(R, N * n, 1)  # type: ignore[union-attr]
@@ -214,11 +210,6 @@ def _self(layer: StreamingSelfAttention, st: StreamState, qkv: torch.Tensor, N: 
     pos = offset[:, None] + torch.arange(n, device=offset.device)
     if layer.rope is not None:
         q, k = layer.rope(q, pos), layer.rope(k, pos)
-    if n <= layer.max_step:
-        layer._write(st, k, v, pos)
-        out, _ = layer._attend_ring(q, pos, st, guard_empty=False)
-    else:
-        out, _ = layer._attend(q, pos, st, k, v, pos, guard_empty=False)
-        layer._write(st, k, v, pos)
+    out, _ = layer._attend_and_write(q, pos, st, k, v, pos, n <= layer.max_step, guard_empty=False)
     offset.add_(n)
     return _from_rows(out, N, R, n)

@@ -110,6 +110,19 @@ class _WindowAttention(StreamingModule):
                                              dropout_p=self.dropout if self.training else 0.0)
         return out, seen
 
+    def _attend_and_write(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState, k: torch.Tensor,
+                          v: torch.Tensor, k_times: torch.Tensor, write_first: bool, guard_empty: bool
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend over cache + this call's keys and store the keys in the ring. `write_first` (the
+        caller knows the write evicts no key these queries see) writes first and attends on the ring
+        alone, which avoids concatenating the whole cache with the new keys."""
+        if write_first:
+            self._write(state, k, v, k_times)
+            return self._attend_ring(q, q_times, state, guard_empty=guard_empty)
+        out = self._attend(q, q_times, state, k, v, k_times, guard_empty=guard_empty)
+        self._write(state, k, v, k_times)
+        return out
+
     def _write(self, state: StreamState, k: torch.Tensor, v: torch.Tensor, k_times: torch.Tensor) -> None:
         """Write the last min(Tk, C) keys into the ring at slot time % C."""
         B, H, Tk, Dh = k.shape
@@ -174,12 +187,8 @@ class StreamingSelfAttention(_WindowAttention):
         if self.rope is not None:
             q = self.rope(q, pos)
         k, v = self._keys(x, pos)
-        if T <= self.max_step:  # the write evicts only keys older than every query's window
-            self._write(state, k, v, pos)
-            out, _ = self._attend_ring(q, pos, state, guard_empty=False)
-        else:
-            out, _ = self._attend(q, pos, state, k, v, pos, guard_empty=False)
-            self._write(state, k, v, pos)
+        # with T <= max_step the write evicts only keys older than every query's window
+        out, _ = self._attend_and_write(q, pos, state, k, v, pos, T <= self.max_step, guard_empty=False)
         offset.add_(T)
         return self._merge(out)
 
@@ -246,15 +255,10 @@ class StreamingCrossAttention(_WindowAttention):
             q = self._heads(self.q_proj(x))
             if self.rope is not None:
                 q = self.rope(q, q_times)
-            if write_first:
-                self._write(state, k, v, k_times)
-                att, seen = self._attend_ring(q, q_times, state, guard_empty=True)
-            else:
-                att, seen = self._attend(q, q_times, state, k, v, k_times, guard_empty=True)
+            att, seen = self._attend_and_write(q, q_times, state, k, v, k_times, write_first, guard_empty=True)
             out = self._merge(att).masked_fill(~seen, 0.0)  # no visible key: exactly 0
         else:
             out = x.new_zeros(B, 0, self.dim)
-        if Tq == 0 or not write_first:
             self._write(state, k, v, k_times)
         k_offset.add_(Tk)
         state["q_offset"].add_(Tq)
