@@ -34,8 +34,8 @@ import torch
 from .audio.encoder import frames_available
 from .body.constants import FPS, REGIONS
 from .bundle import ModelBundle
-from .data.audio import SAMPLE_RATE, prepare_audio
-from .data.textgrid import Word, as_words, word_ids_per_frame
+from .data.audio import SAMPLE_RATE, check_sample_rate, prepare_audio, streaming_resampler
+from .data.textgrid import Word, add_words, word_ids_per_frame, words_still_due
 from .errors import AudioError, LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import TokenSampler
@@ -94,14 +94,13 @@ class SessionBatch:
 
     def __init__(self, engine: "LiveGesture", seeds: Sequence[int], sample_rate: int = SAMPLE_RATE,
                  sampling: SamplingConfig | None = None, smoothing: SmoothingConfig | None = None):
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise AudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
+        sample_rate = check_sample_rate(sample_rate)
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise LiveGestureError("a session batch needs at least one session")
         self.engine, self.seeds, self.sample_rate = engine, seeds, int(sample_rate)
         self.sampling = sampling or engine.sampling
-        b, model = engine.bundle, engine.bundle.model
+        model = engine.bundle.model
         self._device = model.null_audio.device
         B = self.size
         self._state = model.init_state(B, guidance=self.sampling.guided)
@@ -119,12 +118,8 @@ class SessionBatch:
         self._n_raw = 0
         self._samples16 = 0  # 16 kHz samples received per session (encoded or not)
         self._offset = np.zeros((B, 2), np.float64)  # running x / z translation of each session
-        self._resamplers = None
-        if self.sample_rate != SAMPLE_RATE:
-            import soxr
-
-            self._resamplers = [soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32",
-                                                    quality="VHQ") for _ in seeds]
+        self._resamplers = None if self.sample_rate == SAMPLE_RATE else [
+            streaming_resampler(self.sample_rate) for _ in seeds]
         # words pushed with timestamps, per session (only those that can still cover a frame are kept)
         self._words: list[list[Word]] = [[] for _ in seeds]
         # optional causal low-pass of the emitted frames (off unless asked for)
@@ -165,12 +160,9 @@ class SessionBatch:
                                    "push audio only")
         if not 0 <= session < self.size:
             raise LiveGestureError(f"session {session} out of range for a batch of {self.size}")
-        ws = as_words(words)
-        t_next = self.frames_emitted / FPS  # start of the first frame not yet computed
-        live = [w for w in ws if w.end > t_next]
-        if live:
-            self._words[session] = sorted(self._words[session] + live, key=lambda w: (w.start, w.end))
-        return len(live)
+        # due: words ending after the start of the first frame not yet computed
+        self._words[session], n = add_words(self._words[session], words, self.frames_emitted / FPS)
+        return n
 
     def _word_ids(self, n_frames: int) -> torch.Tensor | None:
         """(B, n_frames) word ids of the next `n_frames` frames, or None without words."""
@@ -182,8 +174,7 @@ class SessionBatch:
         return torch.from_numpy(ids).to(self._device)
 
     def _prune_words(self) -> None:
-        t_next = self.frames_emitted / FPS
-        self._words = [[w for w in ws if w.end > t_next] for ws in self._words]
+        self._words = [words_still_due(ws, self.frames_emitted / FPS) for ws in self._words]
 
     # ------------------------------------------------------------------ pushing audio
     def push(self, chunks: np.ndarray | Sequence[np.ndarray]) -> list[Motion]:

@@ -32,10 +32,10 @@ import torch
 
 from .body.constants import REGIONS
 from .body.constants import FPS
-from .data.audio import SAMPLE_RATE
-from .data.textgrid import as_words, word_ids_per_frame
+from .data.audio import SAMPLE_RATE, check_sample_rate, streaming_resampler
+from .data.textgrid import add_words, word_ids_per_frame, words_still_due
 from .engine import LiveGesture, check_chunk, frames_from_regions
-from .errors import AudioError, LiveGestureError
+from .errors import LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import sample_from_logits
 from .motion import Motion
@@ -147,15 +147,10 @@ class SessionPool:
     def open(self, seed: int = 0, sample_rate: int = SAMPLE_RATE, smoothing: SmoothingConfig | None = None) -> int:
         """A new session; returns its id. Raises :class:`PoolFullError` when every row is taken.
         `smoothing`: the causal output low-pass of :mod:`livegesture.smoothing` (off by default)."""
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise AudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
+        sample_rate = check_sample_rate(sample_rate)
         if not self._free:
             raise PoolFullError(f"the server is full ({self.capacity} sessions); try again later")
-        resampler = None
-        if sample_rate != SAMPLE_RATE:
-            import soxr
-
-            resampler = soxr.ResampleStream(int(sample_rate), SAMPLE_RATE, 1, dtype="float32", quality="VHQ")
+        resampler = streaming_resampler(sample_rate)
         row = self._free.pop()
         sid = self._next_id
         self._next_id += 1
@@ -196,12 +191,8 @@ class SessionPool:
         if not self.has_text:
             raise LiveGestureError("this model has no text input (it was trained without words); "
                                    "send audio only")
-        ws = as_words(words)
-        t_next = s.tokens_stepped * FRAMES_PER_TOKEN / FPS
-        live = [w for w in ws if w.end > t_next]
-        if live:
-            s.words = sorted(s.words + live, key=lambda w: (w.start, w.end))
-        return len(live)
+        s.words, n = add_words(s.words, words, s.tokens_stepped * FRAMES_PER_TOKEN / FPS)
+        return n
 
     def finish(self, sid: int) -> None:
         """End of the session's audio: the resampler's tail is queued; later pushes are refused.
@@ -307,8 +298,7 @@ class SessionPool:
                 s.feats = s.feats[K4:]  # type: ignore[index]
                 s.tokens_stepped += 1
                 if s.words:
-                    t_next = s.tokens_stepped * K4 / FPS
-                    s.words = [w for w in s.words if w.end > t_next]
+                    s.words = words_still_due(s.words, s.tokens_stepped * K4 / FPS)
             self.tokens_stepped += len(ready)
             self.model_calls += 1
 

@@ -22,9 +22,7 @@ _MAX_CHANNELS = 16
 
 def _convert(x: np.ndarray, sample_rate: int, target_rate: int, what: str) -> np.ndarray:
     """Shared conversion; `what` prefixes every error message (a file name or 'audio')."""
-    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) \
-            or sample_rate <= 0:
-        raise AudioError(f"{what}: sample rate must be a positive integer, got {sample_rate!r}")
+    check_sample_rate(sample_rate, f"{what}: sample rate")
     if not isinstance(target_rate, (int, np.integer)) or target_rate <= 0:
         raise AudioError(f"{what}: target rate must be a positive integer, got {target_rate!r}")
     if x.ndim not in (1, 2):
@@ -49,6 +47,22 @@ def _convert(x: np.ndarray, sample_rate: int, target_rate: int, what: str) -> np
     if sample_rate != target_rate and len(x):
         x = soxr.resample(x, int(sample_rate), int(target_rate), quality="VHQ")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_sample_rate(sample_rate: object, what: str = "sample rate") -> int:
+    """`sample_rate` as an int; :class:`AudioError` unless it is a positive integer."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError(f"{what} must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def streaming_resampler(sample_rate: int):
+    """A soxr ``ResampleStream`` (VHQ, mono float32) from `sample_rate` to 16 kHz, or None at 16 kHz."""
+    if check_sample_rate(sample_rate) == SAMPLE_RATE:
+        return None
+    import soxr
+
+    return soxr.ResampleStream(int(sample_rate), SAMPLE_RATE, 1, dtype="float32", quality="VHQ")
 
 
 def prepare_audio(x: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -155,6 +155,19 @@ def as_words(words: Iterable[Any]) -> list[Word]:
     return out
 
 
+def words_still_due(words: Sequence[Word], t: float) -> list[Word]:
+    """The words that can still cover a frame starting at or after `t` seconds (end > t)."""
+    return [w for w in words if w.end > t]
+
+
+def add_words(current: Sequence[Word], words: Iterable[Any], t: float) -> tuple[list[Word], int]:
+    """`current` plus the validated `words` (see :func:`as_words`) that are still due at `t`, in time
+    order, and how many of `words` were still due (live streams ignore words that come too late)."""
+    due = words_still_due(as_words(words), t)
+    merged = sorted([*current, *due], key=lambda w: (w.start, w.end)) if due else list(current)
+    return merged, len(due)
+
+
 def word_ids_per_frame(words: Sequence[Word], n_frames: int, vocab: Vocabulary,
                        fps: float = FPS, start_frame: int = 0) -> np.ndarray:
     """int64 (n_frames,): frame ``start_frame + i`` gets the id of the word whose [start, end)
