@@ -130,17 +130,22 @@ async def _receive(websocket: WebSocket, timeout: float, what: str) -> dict:
     return msg
 
 
+def _parse_text(text: str, config: ServerConfig):
+    """A client's text message within the size limit, parsed; :class:`ClientError` otherwise."""
+    if len(text) > config.max_text_bytes:
+        raise ClientError(f"text message of {len(text)} bytes exceeds the limit of {config.max_text_bytes}")
+    try:
+        return parse_message(text)
+    except ProtocolError as exc:
+        raise ClientError(str(exc)) from None
+
+
 async def _receive_start(websocket: WebSocket, config: ServerConfig) -> StartMessage:
     msg = await _receive(websocket, config.start_timeout, "start message")
     text = msg.get("text")
     if text is None:
         raise ClientError('send {"type": "start", ...} as a text message before any audio')
-    if len(text) > config.max_text_bytes:
-        raise ClientError(f"text message of {len(text)} bytes exceeds the limit of {config.max_text_bytes}")
-    try:
-        m = parse_message(text)
-    except ProtocolError as exc:
-        raise ClientError(str(exc)) from None
+    m = _parse_text(text, config)
     if not isinstance(m, StartMessage):
         raise ClientError(f'the first message must be {{"type": "start", ...}}, got a {m.type!r} message')
     return m
@@ -188,12 +193,7 @@ async def _read_loop(websocket: WebSocket, sched: Scheduler, s: LiveSession, con
             continue
         if text is None:
             continue
-        if len(text) > config.max_text_bytes:
-            raise ClientError(f"text message of {len(text)} bytes exceeds the limit of {config.max_text_bytes}")
-        try:
-            m = parse_message(text)
-        except ProtocolError as exc:
-            raise ClientError(str(exc)) from None
+        m = _parse_text(text, config)
         if isinstance(m, StartMessage):
             raise ClientError("this session has already started; open a new connection for a new session")
         if isinstance(m, WordsMessage):

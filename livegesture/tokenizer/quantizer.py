@@ -74,13 +74,7 @@ class EMAQuantizer(nn.Module):
         """One EMA step (training only), with k-means init on the first call and dead-code reseeding."""
         flat = z.detach().reshape(-1, self.dim).float()
         if not bool(self.initialised):
-            c = kmeans(flat, self.num_codes)
-            if dist.is_available() and dist.is_initialized():
-                dist.broadcast(c, 0)
-            self.codebook.copy_(c)
-            self.ema_sum.copy_(c)
-            self.ema_count.fill_(1.0)
-            self.initialised.fill_(True)
+            self.init_codes(z)
             ids = self.nearest(z)
         onehot = torch.zeros(flat.shape[0], self.num_codes, device=flat.device)
         onehot.scatter_(1, ids.reshape(-1, 1), 1.0)
