@@ -51,11 +51,16 @@ def train_fuse_cmd(
     from ..train.ar_stage import train_model_stage
 
     _show("fuse", train_model_stage(data, model, None, "fuse", None, device))
+    _written(model, half)
+
+
+def _written(path: Path, half: bool) -> None:
+    """Re-save a finished model file with float16 weights when asked, and say it was written."""
     if half:
         from ..bundle import ModelBundle
 
-        ModelBundle.load(model).save(model, half=True)
-    typer.echo(f"wrote {model}{' (float16 weights)' if half else ''}")
+        ModelBundle.load(path).save(path, half=True)
+    typer.echo(f"wrote {path}{' (float16 weights)' if half else ''}")
 
 
 @train_app.command("all")
@@ -78,11 +83,7 @@ def train_all_cmd(
             typer.echo(f"{k} {r}: {info['seconds']:.0f} s")
     for k in ("experts", "fuse"):
         _show(k, res[k])
-    if half:
-        from ..bundle import ModelBundle
-
-        ModelBundle.load(out).save(out, half=True)
-    typer.echo(f"wrote {out}{' (float16 weights)' if half else ''}")
+    _written(out, half)
 
 
 @app.command("evaluate")
