@@ -43,12 +43,20 @@ class ModelConfig:
     # memorised through the audio (features identifying a position in the training clip)
     audio_feat_dropout: float = 0.0  # element-wise dropout of the audio features
     audio_noise_std: float = 0.0  # Gaussian noise added to the audio features
+    # training-only random gain of each window's waveform, uniform in +-audio_gain_db dB: microphones,
+    # rooms and recordings differ in level, and log-mel features shift with it
+    audio_gain_db: float = 0.0
     label_smoothing: float = 0.0  # of the training cross-entropies (evaluation is never smoothed)
     # regions whose logits factorise over a pair codebook's two sub-codes (layers.PairHead)
     pair_head_regions: tuple[str, ...] = ()
+    # and embed their input tokens as the sum of two sub-code vectors (layers.PairEmbedding)
+    pair_embedding: bool = False
     text_vocab_size: int = 0  # 0 = no text input
     lambda_local: float = 0.3
     lambda_fuse: float = 1.0
+    # fused logits = the experts' (PILOR) logits + zero-initialised region classifiers: the fuse
+    # starts as exactly the experts and learns only a cross-region correction
+    fuse_residual: bool = False
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
 
     def __post_init__(self) -> None:
@@ -62,8 +70,8 @@ class ModelConfig:
         object.__setattr__(self, "pair_head_regions", tuple(self.pair_head_regions))
         if self.pair_head_regions and round(self.codebook_size ** 0.5) ** 2 != self.codebook_size:
             raise ValueError(f"pair_head_regions need a square codebook_size, got {self.codebook_size}")
-        if self.audio_noise_std < 0:
-            raise ValueError("audio_noise_std must be >= 0")
+        if self.audio_noise_std < 0 or self.audio_gain_db < 0:
+            raise ValueError("audio_noise_std and audio_gain_db must be >= 0")
         if self.audio.vocab_size != self.text_vocab_size:
             # the text vocabulary is the model's; the audio encoder that embeds words follows it
             object.__setattr__(self, "audio", dataclasses.replace(self.audio, vocab_size=self.text_vocab_size))

@@ -19,7 +19,7 @@ from torch import nn
 from ..streaming.base import StreamingModule
 from ..streaming.state import StreamState
 from .config import FRAMES_PER_TOKEN, ModelConfig
-from .layers import MLP, audio_cross_attention, token_head, token_self_attention
+from .layers import MLP, audio_cross_attention, token_embedding, token_head, token_self_attention
 
 
 class ExpertBlock(StreamingModule):
@@ -54,7 +54,7 @@ class RegionExpert(StreamingModule):
         K, d = cfg.codebook_size, cfg.dim
         self.codebook_size = K
         self.bos_id, self.mask_id = K, K + 1
-        self.tok_emb = nn.Embedding(K + 1, d)  # codes + BOS
+        self.tok_emb = token_embedding(cfg, region)  # codes + BOS
         # MASK has its own parameter: stage 1 never feeds MASK, stage 2 (UGM/RM) trains this vector
         # alone while the rest of the expert stays frozen, so unmasked behaviour is unchanged
         self.mask_emb = nn.Parameter(torch.randn(d))

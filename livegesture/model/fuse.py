@@ -86,6 +86,10 @@ class XARFuse(StreamingModule):
         self.blocks = nn.ModuleList(FuseBlock(cfg, R) for _ in range(cfg.fuse_blocks))
         self.norm = nn.LayerNorm(d)
         self.classifiers = nn.ModuleList(token_head(cfg, r) for r in regions)
+        if cfg.fuse_residual:  # fused = local + classifier: exactly the experts' logits at initialisation
+            for c in self.classifiers:
+                for p in c.parameters():
+                    nn.init.zeros_(p)
 
     @property
     def num_regions(self) -> int:

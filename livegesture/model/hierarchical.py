@@ -197,6 +197,8 @@ class LiveGestureModel(nn.Module):
             h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
             local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
         fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
+        if self.config.fuse_residual:
+            fused = fused + local
         return fused, local
 
     # ------------------------------------------------------------------ offline / training
@@ -248,7 +250,11 @@ class LiveGestureModel(nn.Module):
             keep = torch.rand(B, generator=generator, device=dev) >= self.config.text_drop_prob
             words = words.to(dev) * keep[:, None].to(words.dtype)
         ctx = int(batch.get("audio_context_frames", 0))
-        feats = self.audio_features(audio.to(dev), words, ctx)
+        audio = audio.to(dev)
+        if self.training and self.config.audio_gain_db > 0:
+            db = (2 * torch.rand(B, 1, generator=generator, device=dev) - 1) * self.config.audio_gain_db
+            audio = audio * torch.pow(10.0, db / 20).to(audio.dtype)
+        feats = self.audio_features(audio, words, ctx)
         T = batch["tokens"].shape[-1]
         if feats.shape[1] != FRAMES_PER_TOKEN * T:
             raise ValueError(f"the audio gives {feats.shape[1]} frames after {ctx} context frames, the tokens "

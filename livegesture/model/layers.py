@@ -49,6 +49,45 @@ class PairHead(nn.Module):
         return (self.first(h)[..., :, None] + self.second(h)[..., None, :]).flatten(-2)
 
 
+class PairEmbedding(nn.Module):
+    """Input embedding of pair-codebook ids: ``first[i] + second[j]`` for id ``i * K2 + j``, BOS (id K)
+    its own vector.
+
+    The counterpart of :class:`PairHead`: a token's embedding is shared with every token that
+    has one of its sub-codes, so "the same sub-code as before" is learned from every
+    occurrence of the sub-code rather than separately for each of the K ids, most of which a
+    small training set shows once or never. ``weight`` is the full (K + 1, dim) table.
+    """
+
+    def __init__(self, num_codes: int, dim: int) -> None:
+        super().__init__()
+        k2 = int(round(num_codes ** 0.5))
+        if k2 * k2 != num_codes:
+            raise ValueError(f"a pair embedding needs a square codebook size, got {num_codes}")
+        self.k2 = k2
+        self.first = nn.Parameter(torch.randn(k2, dim) / 2 ** 0.5)
+        self.second = nn.Parameter(torch.randn(k2, dim) / 2 ** 0.5)
+        self.bos = nn.Parameter(torch.randn(dim))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        pairs = (self.first[:, None, :] + self.second[None, :, :]).flatten(0, 1)
+        return torch.cat([pairs, self.bos[None]], dim=0)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        codes = ids.clamp(max=self.k2 * self.k2 - 1)
+        emb = self.first[codes // self.k2] + self.second[codes % self.k2]
+        return torch.where((ids == self.k2 * self.k2)[..., None], self.bos.to(emb.dtype), emb)
+
+
+def token_embedding(cfg: ModelConfig, region: str) -> nn.Module:
+    """The input embedding of a region (K codes + BOS): factorised over a pair codebook's
+    sub-codes for ``cfg.pair_head_regions`` when ``cfg.pair_embedding``, else a plain table."""
+    if cfg.pair_embedding and region in cfg.pair_head_regions:
+        return PairEmbedding(cfg.codebook_size, cfg.dim)
+    return nn.Embedding(cfg.codebook_size + 1, cfg.dim)
+
+
 def token_head(cfg: ModelConfig, region: str) -> nn.Module:
     """The logits layer of a region: a pair head for ``cfg.pair_head_regions``, else linear."""
     if region in cfg.pair_head_regions:

@@ -113,7 +113,8 @@ def test_audio_corruption_and_label_smoothing_act_in_training_only():
     tokens = torch.randint(0, 16, (3, 4, 6), generator=torch.Generator().manual_seed(0))
     batch = {"tokens": tokens, "audio": audio_for(6, 3)}
     plain = tiny_model(cond_drop_prob=0.0)
-    reg = tiny_model(audio_feat_dropout=0.5, audio_noise_std=1.0, label_smoothing=0.2, cond_drop_prob=0.0)
+    reg = tiny_model(audio_feat_dropout=0.5, audio_noise_std=1.0, label_smoothing=0.2, cond_drop_prob=0.0,
+                     audio_gain_db=6.0)
     with torch.no_grad():  # eval: identical weights give identical losses (nothing corrupted, no smoothing)
         assert torch.equal(plain.experts_loss(batch)[0], reg.experts_loss(batch)[0])
         assert torch.equal(plain.loss(batch)[0], reg.loss(batch)[0])
@@ -124,7 +125,8 @@ def test_audio_corruption_and_label_smoothing_act_in_training_only():
         dropped = (corrupted - feats).abs() > 0
         assert 0.9 < float(dropped.double().mean()) <= 1.0  # noise touches every element
         assert not torch.equal(plain.experts_loss(batch, generator=g())[0], reg.experts_loss(batch, generator=g())[0])
-    for bad in ({"audio_feat_dropout": 1.0}, {"label_smoothing": -0.1}, {"audio_noise_std": -1.0}):
+    for bad in ({"audio_feat_dropout": 1.0}, {"label_smoothing": -0.1}, {"audio_noise_std": -1.0},
+                {"audio_gain_db": -3.0}):
         with pytest.raises(ValueError):
             tiny_model(**bad)
 
@@ -150,3 +152,51 @@ def test_pair_head_factorises_the_token_distribution():
     with pytest.raises(ConfigError, match="need pair codebooks"):
         load_experiment("demo", {"tokenizer.codebook_size": 529, "model.codebook_size": 529,
                                  "tokenizer.pair_regions": ["upper"], "model.pair_head_regions": ["hands"]})
+
+
+@torch.no_grad()
+def test_audio_gain_augmentation_scales_each_window_in_training_only():
+    batch = {"tokens": torch.zeros(3, 4, 6, dtype=torch.long), "audio": audio_for(6, 3)}
+    model = tiny_model(audio_gain_db=10.0, cond_drop_prob=0.0)
+    feats_eval, _ = model._condition(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(feats_eval, model.audio_features(batch["audio"]))  # eval: the audio as given
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    db = (2 * torch.rand(3, 1, generator=g) - 1) * 10.0  # the draw _condition makes first
+    model.eval()
+    want = model.audio_features(batch["audio"] * torch.pow(10.0, db / 20))
+    model.train()
+    model.audio_encoder.eval()  # no dropout, so that only the gain differs
+    got, _ = model._condition(batch, torch.Generator().manual_seed(0))
+    assert float(db.max() - db.min()) > 1.0  # a different gain per window
+    torch.testing.assert_close(got, want)
+
+
+def test_pair_embedding_shares_sub_code_vectors():
+    from livegesture.model.layers import PairEmbedding
+
+    emb = PairEmbedding(36, 8)
+    ids = torch.tensor([[0, 5, 6 * 2 + 5, 35, 36]])
+    out = emb(ids)
+    assert out.shape == (1, 5, 8)
+    torch.testing.assert_close(out[0, 2], emb.first[2] + emb.second[5])
+    torch.testing.assert_close(out[0, 4], emb.bos)  # id K is BOS
+    torch.testing.assert_close(emb(torch.arange(37)), emb.weight)  # the full table agrees
+    with pytest.raises(ValueError, match="square"):
+        PairEmbedding(32, 8)
+    model = tiny_model(pair_head_regions=("hands",), pair_embedding=True)
+    assert isinstance(model.experts["hands"].tok_emb, PairEmbedding)
+    assert isinstance(model.experts["upper"].tok_emb, torch.nn.Embedding)  # linear-head regions keep a table
+    assert isinstance(tiny_model(pair_head_regions=("hands",)).experts["hands"].tok_emb, torch.nn.Embedding)
+    # one gradient step on a token moves every token that shares a sub-code with it
+    model.train()
+    e = model.experts["hands"].tok_emb
+    before = e.weight.detach().clone()
+    e(torch.tensor([2 * 4 + 1])).sum().backward()
+    with torch.no_grad():
+        for p in e.parameters():
+            if p.grad is not None:
+                p -= p.grad
+    moved = (e.weight.detach() - before).abs().sum(-1) > 0
+    assert moved.view(-1)[:16].view(4, 4)[2].all() and moved.view(-1)[:16].view(4, 4)[:, 1].all()
+    assert not moved[0] and not moved[16]  # (0, 0) shares nothing with (2, 1); BOS is its own

@@ -33,6 +33,25 @@ def test_pilor_starts_as_identity():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("pairs", [False, True])
+def test_residual_fuse_starts_as_the_experts(pairs):
+    kw = dict(pair_head_regions=("upper", "hands", "lower", "face"), pair_embedding=True) if pairs else {}
+    model = tiny_model(fuse_residual=True, **kw)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(model.codebook_size, (B, 4, T), generator=g)
+    feats = model.audio_features(audio_for(T, B))
+    out = model.teacher_forced(tokens, feats=feats)
+    assert torch.equal(out["fused"], out["local"])  # zero-initialised classifiers: fused = experts exactly
+    assert not torch.equal(tiny_model(**kw).teacher_forced(tokens, feats=feats)["fused"], out["local"])
+    for c in model.fuse.classifiers:  # trained classifiers add a correction to the experts' logits
+        for p in c.parameters():
+            p.normal_(0, 0.1, generator=g)
+    out2 = model.teacher_forced(tokens, feats=feats)
+    torch.testing.assert_close(out2["local"], out["local"], rtol=0, atol=0)
+    assert (out2["fused"] - out2["local"]).abs().max() > 1e-3
+
+
+@torch.no_grad()
 @pytest.mark.parametrize("scale", [0.0, 1.0, 2.5])
 def test_guidance_combines_cond_and_uncond(scale):
     model = tiny_model()

@@ -26,11 +26,15 @@ def _run(model, grouped: bool, guidance: bool, sizes, tokens, feats):
     return torch.cat(out, dim=2), state
 
 
+PAIRS = dict(pair_head_regions=("upper", "hands", "lower", "face"), pair_embedding=True)
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("guidance", [False, True])
 @pytest.mark.parametrize("sizes", [[1] * T, [T], [4, 0, 2, 3]], ids=["ones", "whole", "ragged"])
-def test_grouped_equals_per_expert(guidance, sizes):
-    model = tiny_model(expert_blocks=2)
+@pytest.mark.parametrize("kw", [{}, PAIRS, {**PAIRS, "fuse_residual": True}], ids=["plain", "pairs", "residual"])
+def test_grouped_equals_per_expert(guidance, sizes, kw):
+    model = tiny_model(expert_blocks=2, **kw)
     randomize_pilor(model)
     with torch.no_grad():  # distinct per-expert weights everywhere (random init already differs)
         for e in model.experts.values():
