@@ -78,8 +78,8 @@ def train_all_cmd(
     from ..train.pipeline import train_all
 
     res = train_all(data, out, experiment(config, train_ids, val_ids, set_), device)
-    for k in ("tokenizer_stage1", "tokenizer_stage2"):
-        for r, info in res[k]["regions"].items():
+    for k in ("tokenizer_stage1", "tokenizer_stage2", "tokenizer_stage3"):
+        for r, info in res.get(k, {}).get("regions", {}).items():
             typer.echo(f"{k} {r}: {info['seconds']:.0f} s")
     for k in ("experts", "fuse"):
         _show(k, res[k])

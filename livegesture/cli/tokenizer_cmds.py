@@ -19,14 +19,14 @@ def train_tokenizer_cmd(
     data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
     out: Path = typer.Option(Path("tokenizer.safetensors"), help="tokenizer file to write/extend"),
     region: str = typer.Option("all", help="upper | hands | lower | face | all"),
-    stage: int = typer.Option(1, min=1, max=2, help="1: autoencoder, 2: codebook"),
+    stage: int = typer.Option(1, min=1, max=3, help="1: autoencoder, 2: codebook, 3: decoder fine-tuned on tokens"),
     config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
     train_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids to train on"),
     val_ids: Optional[str] = typer.Option(None, help="comma-separated clip ids held out"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: config)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override, e.g. tokenizer_stage1.steps=200"),
 ) -> None:
-    """Train stage 1 or 2 of the SVQ tokenizers; rerun the same command to resume a killed run."""
+    """Train stage 1, 2 or 3 of the SVQ tokenizers; rerun the same command to resume a killed run."""
     from ..train.tokenizer_stage import train_tokenizer
 
     cfg = experiment(config, train_ids, val_ids, set_)

@@ -25,9 +25,15 @@ class TokenizerConfig:
     pair_kind: str = "residual"
     # losses
     velocity_weight: float = 0.5
+    # stage 3 (decoder fine-tuning on tokens): the decoder learns to join independently chosen codes
+    # without a jump at each token boundary, so velocity and acceleration errors weigh more there
+    finetune_velocity_weight: float = 1.0
+    finetune_acceleration_weight: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pair_regions", tuple(self.pair_regions))
+        if min(self.velocity_weight, self.finetune_velocity_weight, self.finetune_acceleration_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
         if self.pair_kind not in ("residual", "product"):
             raise ValueError(f"pair_kind must be 'residual' or 'product', got {self.pair_kind!r}")
         from ..body.constants import REGIONS
@@ -47,6 +53,8 @@ class TokenizerConfig:
         return {k: v for k, v in asdict(self).items() if k not in STAGE2_FIELDS}
 
 
-#: fields that only change stage 2 (projection, codebook): stage 2 may be rerun with other values
+#: fields that only change stages 2 and 3 (projection, codebook, decoder fine-tuning): stage 2 may be
+#: rerun with other values on a stage-1 file
 STAGE2_FIELDS = frozenset({"code_dim", "codebook_size", "ema_decay", "dead_code_threshold", "commitment",
-                           "pair_regions", "pair_kind"})
+                           "pair_regions", "pair_kind", "finetune_velocity_weight",
+                           "finetune_acceleration_weight"})

@@ -3,8 +3,13 @@
 Stage 1 trains the bidirectional encoder E and the causal decoder D as a plain
 autoencoder. Stage 2 freezes both, and learns a codebook (EMA) over a small
 projection P of E's latents, plus an MLP W that maps a code back into the latent
-space D expects. At run time only D, W and the codebook are used: token ids in,
-frames out, streaming.
+space D expects. Stage 3 (optional, a departure from DESIGN.md §3) fine-tunes D alone on
+the stage-2 tokens: D was trained on continuous latents, and neighbouring tokens, whose
+codes are chosen independently, then meet with a jump at every token boundary (wrist
+speed across boundaries 3.7-4.7x that inside tokens on BEAT2 sample clips, 1.0 for real
+motion); trained on the codes it will see, with velocity and acceleration losses, it
+joins them smoothly. Tokens (E, P, codebook) and W are unchanged by stage 3. At run time
+only D, W and the codebook are used: token ids in, frames out, streaming.
 """
 
 from __future__ import annotations
@@ -21,12 +26,18 @@ from .encoder import MotionEncoder
 from .quantizer import EMAQuantizer, PairQuantizer
 
 
-def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weight: float
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L1 on features plus L1 on their frame-to-frame velocity."""
+def _diff(x: torch.Tensor) -> torch.Tensor:
+    return x[:, 1:] - x[:, :-1]
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weight: float,
+                        acceleration_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 on features plus L1 on their frame-to-frame velocity (and acceleration)."""
     rec = F.l1_loss(pred, target)
-    vel = F.l1_loss(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1])
-    return rec + velocity_weight * vel, rec
+    loss = rec + velocity_weight * F.l1_loss(_diff(pred), _diff(target))
+    if acceleration_weight > 0:
+        loss = loss + acceleration_weight * F.l1_loss(_diff(_diff(pred)), _diff(_diff(target)))
+    return loss, rec
 
 
 class RegionTokenizer(nn.Module):
@@ -58,6 +69,16 @@ class RegionTokenizer(nn.Module):
 
     def stage2_parameters(self) -> list[nn.Parameter]:
         return [*self.pre.parameters(), *self.post.parameters(), *self.skip.parameters()]
+
+    def stage_parameters(self, stage: int) -> list[nn.Parameter]:
+        """What `stage` trains: 1 encoder + decoder, 2 projection + W (codebook by EMA), 3 decoder."""
+        if stage == 1:
+            return self.stage1_parameters()
+        if stage == 2:
+            return self.stage2_parameters()
+        if stage == 3:
+            return list(self.decoder.parameters())
+        raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
 
     def freeze_autoencoder(self) -> None:
         self.set_stage(2)
@@ -119,19 +140,26 @@ class RegionTokenizer(nn.Module):
 
     # --------------------------------------------------------------- losses
     def forward(self, x: torch.Tensor, stage: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss of `stage` (1: autoencoder, 2: quantiser); forward so DDP syncs it."""
-        return self.stage1_loss(x) if stage == 1 else self.stage2_loss(x)
+        """Training loss of `stage` (1: autoencoder, 2: quantiser, 3: decoder on tokens); forward so
+        DDP syncs it."""
+        return {1: self.stage1_loss, 2: self.stage2_loss, 3: self.stage3_loss}[stage](x)
 
     def set_stage(self, stage: int) -> None:
         """Make only the parameters `stage` trains require grad (DDP needs every one used)."""
-        s1 = stage == 1
-        for p in self.stage1_parameters():
-            p.requires_grad_(s1)
-        for p in self.stage2_parameters():
-            p.requires_grad_(not s1)
+        train = {id(p) for p in self.stage_parameters(stage)}
+        for p in self.parameters():
+            p.requires_grad_(id(p) in train)
 
     def stage1_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         loss, rec = reconstruction_loss(self.autoencode(x), x, self.cfg.velocity_weight)
+        return loss, {"rec_l1": float(rec.detach())}
+
+    def stage3_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The decoder's loss on the latents of the tokens of x (tokens and W fixed)."""
+        with torch.no_grad():
+            latent = self.code_to_latent(self.quantizer.lookup(self.encode(x)))
+        loss, rec = reconstruction_loss(self.decoder(latent), x, self.cfg.finetune_velocity_weight,
+                                        self.cfg.finetune_acceleration_weight)
         return loss, {"rec_l1": float(rec.detach())}
 
     def stage2_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

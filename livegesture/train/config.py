@@ -53,6 +53,8 @@ class ExperimentConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     tokenizer_stage1: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, lr=1e-3))
     tokenizer_stage2: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, lr=1e-3))
+    # decoder fine-tuning on the stage-2 tokens (svq.py); steps 0 skips it in `train all`
+    tokenizer_stage3: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, lr=5e-4))
     model: ModelConfig = field(default_factory=ModelConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)

@@ -1,4 +1,4 @@
-"""`train all`: tokenizers (stage 1, 2) -> experts -> fuse, into one self-contained model file."""
+"""`train all`: tokenizers (stages 1, 2, 3) -> experts -> fuse, into one self-contained model file."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def train_all(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, devi
     work = out.with_name(out.name + ".work")
     tok_path = work / "tokenizer.safetensors"
     results: dict[str, Any] = {}
-    for stage in (1, 2):
+    for stage in (1, 2, 3) if cfg.tokenizer_stage3.steps > 0 else (1, 2):
         results[f"tokenizer_stage{stage}"] = train_tokenizer(data_dir, tok_path, cfg, "all", stage,
                                                              device, progress)
     results["experts"] = train_model_stage(data_dir, out, cfg, "experts", tok_path, device, progress)

@@ -27,10 +27,15 @@ def parse_regions(region: str) -> tuple[str, ...]:
     return (region,)
 
 
-def restart_stage2(tok: MotionTokenizer, cfg: TokenizerConfig, stages: dict[str, int]
+def restart_stage2(tok: MotionTokenizer, cfg: TokenizerConfig, stages: dict[str, int], path: Path
                    ) -> tuple[MotionTokenizer, dict[str, int]]:
     """A tokenizer with `cfg`'s stage-2 settings (codebook size, code_dim, pair codebooks...) that keeps
-    `tok`'s trained encoders and decoders; every region goes back to 'stage 1 done'."""
+    `tok`'s trained encoders and decoders; every region goes back to 'stage 1 done'. Refused once a
+    decoder was fine-tuned on the old tokens (stage 3): it is no longer the stage-1 decoder."""
+    tuned = sorted(r for r, s in stages.items() if int(s) >= 3)
+    if tuned:
+        raise ConfigError(f"{path}: the decoders of {', '.join(tuned)} were fine-tuned on the old codebook "
+                          "(stage 3); train new codebooks from a stage-1 or stage-2 file, or use another --out")
     new = MotionTokenizer(cfg)
     for r in new.regions:
         new[r].encoder.load_state_dict(tok[r].encoder.state_dict())
@@ -38,16 +43,31 @@ def restart_stage2(tok: MotionTokenizer, cfg: TokenizerConfig, stages: dict[str,
     return new, {r: min(int(s), 1) for r, s in stages.items()}
 
 
+def _only_finetune_differs(a: TokenizerConfig, b: TokenizerConfig) -> bool:
+    from dataclasses import replace
+
+    return replace(a, finetune_velocity_weight=b.finetune_velocity_weight,
+                   finetune_acceleration_weight=b.finetune_acceleration_weight) == b
+
+
+def _with_config(tok: MotionTokenizer, cfg: TokenizerConfig) -> MotionTokenizer:
+    """The same trained tokenizer under a config that differs only in stage-3 loss weights."""
+    new = MotionTokenizer(cfg)
+    new.load_state_dict(tok.state_dict())
+    return new
+
+
 def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, region: str = "all",
                     stage: int = 1, device: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train `stage` of the tokenizers of `region` and write them into the tokenizer file `out`.
 
-    Stage 2 needs a file whose regions finished stage 1. The file is rewritten
+    Stage 2 needs a file whose regions finished stage 1, stage 3 (decoder fine-tuning on the
+    tokens) one whose regions finished stage 2. The file is rewritten
     atomically after each region; training checkpoints and TensorBoard logs go to
     ``<out>.work/`` so the same command resumes a killed run.
     """
-    if stage not in (1, 2):
-        raise ConfigError(f"stage must be 1 or 2, got {stage}")
+    if stage not in (1, 2, 3):
+        raise ConfigError(f"stage must be 1, 2 or 3, got {stage}")
     out = Path(out)
     work = out.with_name(out.name + ".work")
     regions = parse_regions(region)
@@ -56,13 +76,17 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         tok, stats, meta = load_tokenizer(out)
         stages: dict[str, int] = dict(meta.get("stages", {}))
         if tok.cfg != cfg.tokenizer:
-            if stage != 2 or tok.cfg.stage1_fields() != cfg.tokenizer.stage1_fields():
+            same_stage1 = tok.cfg.stage1_fields() == cfg.tokenizer.stage1_fields()
+            if stage == 3 and same_stage1 and _only_finetune_differs(tok.cfg, cfg.tokenizer):
+                tok = _with_config(tok, cfg.tokenizer)  # new stage-3 loss weights on the same tokens
+            elif stage != 2 or not same_stage1:
                 raise ConfigError(f"{out}: was trained with a different tokenizer config; use another --out")
-            tok, stages = restart_stage2(tok, cfg.tokenizer, stages)
+            else:
+                tok, stages = restart_stage2(tok, cfg.tokenizer, stages, out)
             for stale in work.glob("tokenizer-*-stage2.ckpt"):  # checkpoints of the old codebooks
                 stale.unlink()
     else:
-        if stage == 2:
+        if stage > 1:
             raise ConfigError(f"{out}: no such tokenizer file; run stage 1 first")
         tok = MotionTokenizer(cfg.tokenizer)
         stats = RegionStats.compute(training_features(c.motion) for c in train_clips)
@@ -73,7 +97,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
                               start_grid=START_GRID_FRAMES if stride % START_GRID_FRAMES == 0 else 1)
     val_set = (WindowDataset(val_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
                if val_clips else None)
-    tcfg = cfg.tokenizer_stage1 if stage == 1 else cfg.tokenizer_stage2
+    tcfg = {1: cfg.tokenizer_stage1, 2: cfg.tokenizer_stage2, 3: cfg.tokenizer_stage3}[stage]
     if device is not None:
         from dataclasses import replace
 
@@ -81,8 +105,9 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
     results: dict[str, Any] = {"train_clips": [f.id for f in train_files],
                                "val_clips": [c.id for c in val_clips], "regions": {}}
     for r in regions:
-        if stage == 2 and stages.get(r, 0) < 1:
-            raise ConfigError(f"{out}: region {r} has not finished stage 1; run stage 1 first")
+        if stages.get(r, 0) < stage - 1:
+            raise ConfigError(f"{out}: region {r} has not finished stage {stage - 1}; "
+                              f"run stage {stage - 1} first")
         model = tok[r]
         model.set_stage(stage)
         if stage == 2:

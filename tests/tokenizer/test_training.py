@@ -16,7 +16,8 @@ TINY = {"tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim"
         "tokenizer.codebook_size": 36, "model.codebook_size": 36, "tokenizer_stage1.steps": 40, "tokenizer_stage1.batch_size": 8,
         "tokenizer_stage1.checkpoint_every": 20, "tokenizer_stage2.steps": 20,
         "tokenizer_stage2.batch_size": 8, "tokenizer_stage1.device": "cpu",
-        "tokenizer_stage2.device": "cpu"}
+        "tokenizer_stage2.device": "cpu", "tokenizer_stage3.steps": 20, "tokenizer_stage3.batch_size": 8,
+        "tokenizer_stage3.device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,54 @@ def test_stage2_rerun_with_other_codebook_settings_keeps_stage1(synth, tmp_path)
                                              "tokenizer.latent_dim": 12})
     with pytest.raises(ConfigError, match="different tokenizer config"):
         train_tokenizer(synth, out, stage1_change, region="hands", stage=2, progress=False)
+
+
+def test_stage3_fine_tunes_the_decoder_on_the_tokens_only(synth, tmp_path):
+    import numpy as np
+    import torch
+
+    from livegesture.data import WindowDataset, find_clips, load_clip, training_features
+    from livegesture.tokenizer.report import boundary_jump
+
+    cfg = load_experiment("demo", {**TINY, "tokenizer_stage1.steps": 150, "tokenizer_stage2.steps": 60,
+                                   "tokenizer_stage3.steps": 150, "tokenizer_stage3.lr": 0.002})
+    out = tmp_path / "tok.safetensors"
+    with pytest.raises(ConfigError, match="run stage 1 first"):
+        train_tokenizer(synth, out, cfg, region="upper", stage=3, progress=False)
+    train_tokenizer(synth, out, cfg, region="upper", stage=1, progress=False)
+    with pytest.raises(ConfigError, match="region upper has not finished stage 2"):
+        train_tokenizer(synth, out, cfg, region="upper", stage=3, progress=False)
+    train_tokenizer(synth, out, cfg, region="upper", stage=2, progress=False)
+    before, stats, _ = load_tokenizer(out)
+    clip = load_clip(find_clips(synth, ids=["2_scott_0_1_1"])[0]).motion
+    x = torch.from_numpy(stats.normalize("upper", training_features(clip[:len(clip) // 4 * 4])["upper"]))[None]
+
+    def jump_and_error(tok):
+        with torch.no_grad():
+            ids = tok["upper"].encode(x)
+            rec = tok["upper"].decode(ids)
+        return ids, boundary_jump([rec[0].numpy()]), float((rec - x).abs().mean())
+
+    res = train_tokenizer(synth, out, cfg, region="upper", stage=3, progress=False)["regions"]["upper"]
+    assert res["last_loss"] < res["first_loss"]
+    after, _, meta = load_tokenizer(out)
+    assert meta["stages"] == {"upper": 3}
+    ids0, jump0, err0 = jump_and_error(before)
+    ids1, jump1, err1 = jump_and_error(after)
+    assert torch.equal(ids0, ids1)  # the tokens are those of stage 2
+    sd0, sd1 = before["upper"].state_dict(), after["upper"].state_dict()
+    for k in sd0:
+        same = torch.equal(sd0[k], sd1[k])
+        assert same != k.startswith("decoder."), k  # the decoder alone changed
+    real = boundary_jump([x[0].numpy()])
+    assert jump1 < jump0 and abs(jump1 - real) < abs(jump0 - real)  # closer to real motion's joins
+    assert err1 < err0
+    # new codebooks on these fine-tuned decoders are refused
+    pair = load_experiment("demo", {**TINY, "tokenizer.codebook_size": 49, "model.codebook_size": 49})
+    with pytest.raises(ConfigError, match="fine-tuned on the old codebook"):
+        train_tokenizer(synth, out, pair, region="upper", stage=2, progress=False)
+    # other stage-3 loss weights continue on the same file
+    w = load_experiment("demo", {**TINY, "tokenizer.finetune_acceleration_weight": 0.0, "tokenizer_stage3.steps": 30})
+    train_tokenizer(synth, out, w, region="upper", stage=3, progress=False)
+    assert load_tokenizer(out)[0].cfg.finetune_acceleration_weight == 0.0
+    assert np.isfinite(jump1)

@@ -17,7 +17,7 @@ TINY = {
     "model.expert_blocks": 1, "model.fuse_blocks": 1, "model.window_tokens": 8,
     "model.audio": {"dim": 32, "dilations": [1, 2]}, "masking.ramp_steps": 10,
     "data.window_frames": 32, "data.audio_context_frames": 12,
-    **{f"{s}.{k}": v for s in ("tokenizer_stage1", "tokenizer_stage2", "experts", "fuse")
+    **{f"{s}.{k}": v for s in ("tokenizer_stage1", "tokenizer_stage2", "tokenizer_stage3", "experts", "fuse")
        for k, v in (("steps", 30), ("batch_size", 8), ("device", "cpu"), ("checkpoint_every", 15),
                     ("warmup_steps", 5))},
     "experts.lr": 0.003, "fuse.lr": 0.003,
@@ -45,7 +45,8 @@ def test_train_all_writes_a_self_contained_model(trained):
     assert "experts: loss" in output and "fuse: loss" in output
     b = ModelBundle.load(out)
     assert b.stages["experts"] and b.stages["fuse"]
-    assert b.stages["tokenizer"] == {r: 2 for r in ("upper", "hands", "lower", "face")}
+    assert b.stages["tokenizer"] == {r: 3 for r in ("upper", "hands", "lower", "face")}  # decoders fine-tuned
+    assert "tokenizer_stage3 upper" in output
     assert b.config.model.dim == 32 and b.meta["train_clips"] == ["2_scott_0_1_1", "2_scott_0_2_2"]
     assert set(b.meta["versions"]) >= {"livegesture", "torch"}
 
