@@ -31,7 +31,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from .audio.encoder import frames_available
+from .audio.encoder import frames_available, frames_end_sample
 from .body.constants import FPS, REGIONS
 from .bundle import ModelBundle
 from .data.audio import SAMPLE_RATE, check_sample_rate, prepare_audio, streaming_resampler
@@ -48,6 +48,11 @@ __all__ = ["LiveGesture", "SessionBatch", "StreamSession"]
 
 _LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # lower-region features: x / z per-frame translation velocity
 _RAW_CAP = 3200  # > the 16 kHz samples of one token (ceil(4 * 1600 / 3) + 1)
+
+
+def token_end_sample(tau: int) -> int:
+    """16 kHz samples up to the end of token `tau` (0 for tau = -1): when its frames can be emitted."""
+    return frames_end_sample(FRAMES_PER_TOKEN * (tau + 1))
 
 
 def frames_from_regions(feats: dict[str, np.ndarray], offset: np.ndarray) -> Motion:
@@ -107,13 +112,8 @@ class SessionBatch:
         self._dec = engine._decoder.init_state(B, self._device)  # all regions' decoder histories
         self._sampler = TokenSampler(self.sampling, seeds, self._device)
         self._prev = torch.full((B, model.num_regions, 1), model.bos_id, dtype=torch.long, device=self._device)
-        # features of completed frames not yet consumed by a token: < 4 frames, preallocated
-        self._pending = torch.zeros(B, FRAMES_PER_TOKEN - 1, model.audio_encoder.dim, device=self._device,
-                                    dtype=model.null_audio.dtype)
-        self._n_pending = 0
-        # 16 kHz samples not yet given to the audio encoder: they are encoded only when they complete a
-        # token (features are chunking-invariant, so this changes no output, only how often the encoder
-        # runs: once per token instead of once per packet). Bounded by one token of audio (< 2135).
+        # 16 kHz samples not yet given to the audio encoder: it runs once per token, on exactly that
+        # token's samples (see _advance). Bounded by one token of audio (< 2135).
         self._raw = np.zeros((B, _RAW_CAP), np.float32)
         self._n_raw = 0
         self._samples16 = 0  # 16 kHz samples received per session (encoded or not)
@@ -138,10 +138,8 @@ class SessionBatch:
         return self.size
 
     def state_nbytes(self) -> int:
-        """Bytes of every per-session tensor (model, decoders, pending features): constant over a stream."""
-        return (state_nbytes(self._state) + state_nbytes(self._dec)
-                + self._pending.numel() * self._pending.element_size() + self._prev.numel() * 8
-                + self._raw.nbytes)
+        """Bytes of every per-session tensor (model, decoders, pending audio): constant over a stream."""
+        return state_nbytes(self._state) + state_nbytes(self._dec) + self._prev.numel() * 8 + self._raw.nbytes
 
     # ------------------------------------------------------------------ words (optional text cues)
     @property
@@ -222,42 +220,39 @@ class SessionBatch:
     def _advance(self, xs: list[np.ndarray]) -> list[Motion]:
         b, model = self.engine.bundle, self.engine.bundle.model
         B, K4 = self.size, FRAMES_PER_TOKEN
-        n_new = len(xs[0])
-        self._samples16 += n_new
-        if frames_available(self._samples16) < self.frames_emitted + K4:  # no token completes: keep the audio
-            if self._n_raw + n_new <= _RAW_CAP:
-                for i, x in enumerate(xs):
-                    self._raw[i, self._n_raw:self._n_raw + n_new] = x
-                self._n_raw += n_new
-                self.last_tokens = self._prev.new_zeros(B, model.num_regions, 0).cpu()
-                return [Motion.empty() for _ in range(B)]
+        first = self.frames_emitted // K4  # the next token
+        start = token_end_sample(first - 1)  # absolute index of the first sample not yet encoded
+        self._samples16 += len(xs[0])
+        n = frames_available(self._samples16) // K4 - first  # tokens completed by this push
+        if n <= 0:  # keep the audio until it completes a token
+            for i, x in enumerate(xs):
+                self._raw[i, self._n_raw:self._n_raw + len(x)] = x
+            self._n_raw += len(xs[0])
+            self.last_tokens = self._prev.new_zeros(B, model.num_regions, 0).cpu()
+            return [Motion.empty() for _ in range(B)]
         if self._n_raw:
             xs = [np.concatenate([self._raw[i, :self._n_raw], x]) for i, x in enumerate(xs)]
             self._n_raw = 0
-        buf = self._pending[:, :self._n_pending]
-        if len(xs[0]):
-            x = torch.from_numpy(np.stack(xs)).to(self._device)
-            feats = model.encode_audio(x, self._state)
-            if feats.shape[1]:
-                buf = torch.cat([buf, feats.to(buf.dtype)], dim=1)
-        n = buf.shape[1] // K4
-        rest = buf[:, K4 * n:]
-        self._pending[:, :rest.shape[1]].copy_(rest)
-        self._n_pending = rest.shape[1]
-        if n == 0:
-            self.last_tokens = self._prev.new_zeros(B, model.num_regions, 0).cpu()
-            return [Motion.empty() for _ in range(B)]
-        buf = buf[:, :K4 * n]
+        audio = torch.from_numpy(np.stack(xs)).to(self._device)  # samples start .. _samples16 - 1
         ids = self._word_ids(K4 * n)
-        if ids is not None:
-            buf = model.audio_encoder.embed_words(buf, ids)
         toks = []
-        for tau in range(n):
-            logits = model.step(self._state, buf[:, K4 * tau:K4 * (tau + 1)], self._prev,
-                                self.sampling.guidance_scale)
+        for tau in range(first, first + n):
+            # one encoder call per token, on exactly that token's samples: the calls (and so the
+            # float rounding) are the same whatever the push sizes, so streamed tokens are
+            # bit-identical to offline ones (encoding a whole file in one call rounds differently
+            # from 20 ms packets, by ~3e-6, and a token drawn at a near-tie then differs)
+            seg = audio[:, token_end_sample(tau - 1) - start:token_end_sample(tau) - start]
+            feats = model.encode_audio(seg, self._state)  # exactly the 4 frames of token tau
+            if ids is not None:
+                j = K4 * (tau - first)
+                feats = model.audio_encoder.embed_words(feats, ids[:, j:j + K4])
+            logits = model.step(self._state, feats, self._prev, self.sampling.guidance_scale)
             tok = self._sampler.sample(logits[:, :, 0])  # type: ignore[index]
             toks.append(tok)
             self._prev = tok[:, :, None]
+        rest = audio[:, token_end_sample(first + n - 1) - start:]
+        self._raw[:, :rest.shape[1]] = rest.cpu().numpy()
+        self._n_raw = rest.shape[1]
         tokens = torch.stack(toks, dim=-1)  # (B, R, n)
         self.last_tokens = tokens.cpu()
         # one grouped decode of every region, token by token: the same matmul shapes whatever the push

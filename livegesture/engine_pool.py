@@ -5,9 +5,9 @@ cannot promise that, since every client sends its own packet sizes at its own ti
 keeps every session's streaming state in its own row of preallocated tensors (model state,
 tokenizer decoder states, previous tokens) and on each :meth:`SessionPool.run`:
 
-1. encodes the audio queued by each session (sessions with the same number of queued
-   samples and the same phase, total samples mod 1600, share one batched audio-encoder call,
-   which needs sessions in phase; rows gathered with ``state_select``, written back with
+1. encodes the audio of every token a session completed, one token per call and row, exactly
+   as :class:`~livegesture.engine.SessionBatch` does (sessions at the same token phase share
+   one batched audio-encoder call; rows gathered with ``state_select``, written back with
    ``state_assign_``);
 2. while some sessions hold >= 4 unconsumed feature frames, steps exactly those sessions
    together, one token each, in one batched :meth:`LiveGestureModel.step` (gather their rows,
@@ -23,7 +23,6 @@ returns a row to the fresh state. Not thread-safe: drive a pool from one thread.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ from .body.constants import REGIONS
 from .body.constants import FPS
 from .data.audio import SAMPLE_RATE, check_sample_rate, streaming_resampler
 from .data.textgrid import add_words, word_ids_per_frame, words_still_due
-from .engine import LiveGesture, check_chunk, frames_from_regions
+from .engine import LiveGesture, check_chunk, frames_from_regions, token_end_sample
 from .errors import LiveGestureError
 from .model.config import FRAMES_PER_TOKEN, SamplingConfig
 from .model.sampling import sample_from_logits
@@ -43,8 +42,6 @@ from .smoothing import CausalSmoother, SmoothingConfig
 from .streaming.state import state_assign_, state_nbytes, state_reset_, state_select
 
 __all__ = ["PoolFullError", "SessionPool", "token_audio_time"]
-
-_PHASE = 1600  # samples after which the audio encoder's framing repeats (lcm of 160 and 1600/3)
 
 
 def _rows(state: dict, rows: list[int]) -> tuple[dict, bool]:
@@ -71,8 +68,7 @@ class PoolFullError(LiveGestureError):
 def token_audio_time(frame_index: int) -> float:
     """Seconds of 16 kHz audio that frame `frame_index` depends on: the end of its token's audio,
     ``ceil((4 tau + 4) * 1600 / 3) / 16000`` (the engine's emission rule)."""
-    tau = frame_index // FRAMES_PER_TOKEN
-    return math.ceil((FRAMES_PER_TOKEN * tau + FRAMES_PER_TOKEN) * SAMPLE_RATE / 30) / SAMPLE_RATE
+    return token_end_sample(frame_index // FRAMES_PER_TOKEN) / SAMPLE_RATE
 
 
 @dataclass
@@ -90,6 +86,7 @@ class _Session:
     words: list = field(default_factory=list)                # aligned words that can still cover a frame
     samples_pushed: int = 0
     samples_encoded: int = 0   # 16 kHz samples through the audio encoder
+    tokens_encoded: int = 0    # tokens whose audio went through the encoder
     tokens_stepped: int = 0
     frames_emitted: int = 0
     finished: bool = False
@@ -245,26 +242,43 @@ class SessionPool:
         return self._decode()
 
     def _encode(self) -> None:
+        """Encode, per session, the audio of every token it completed, one token per encoder call and
+        row (exactly that token's samples, as :class:`~livegesture.engine.SessionBatch` does, so a
+        session's features do not depend on its packet sizes). Sessions at the same token phase
+        (token index mod 3: the same block length and mel framing) share one batched call."""
         model = self._model
-        groups: dict[tuple[int, int], list[_Session]] = defaultdict(list)
+        audio: dict[int, np.ndarray] = {}
         for s in self._sessions.values():
             if s.queued:
-                # the encoder batches only sessions in phase (same samples mod one 1600-sample period)
-                groups[(sum(len(x) for x in s.queued), s.samples_encoded % _PHASE)].append(s)
-        for (n, _), group in groups.items():
-            rows = [s.row for s in group]
-            x = torch.from_numpy(np.stack([np.concatenate(s.queued) if len(s.queued) > 1 else s.queued[0]
-                                           for s in group])).to(self._device)
-            sub, copied = _rows(self._state["audio"], rows)  # type: ignore[arg-type]
-            feats = model.encode_audio(x, {"audio": sub})
-            if copied:
-                state_assign_(self._state["audio"], rows, sub)  # type: ignore[arg-type]
-            for i, s in enumerate(group):
-                s.queued = []
-                s.samples_encoded += n
-                if feats.shape[1]:
+                audio[s.sid] = np.concatenate(s.queued) if len(s.queued) > 1 else s.queued[0]
+        used = dict.fromkeys(audio, 0)
+        while True:
+            groups: dict[tuple[int, int], list[tuple[_Session, np.ndarray]]] = defaultdict(list)
+            for sid, x in audio.items():
+                s = self._sessions[sid]
+                k = s.tokens_encoded
+                n = token_end_sample(k) - token_end_sample(k - 1)
+                if len(x) - used[sid] >= n:
+                    groups[(n, k % 3)].append((s, x[used[sid]:used[sid] + n]))
+                    used[sid] += n
+            if not groups:
+                break
+            for group in groups.values():
+                rows = [s.row for s, _ in group]
+                x = torch.from_numpy(np.stack([blk for _, blk in group])).to(self._device)
+                sub, copied = _rows(self._state["audio"], rows)  # type: ignore[arg-type]
+                feats = model.encode_audio(x, {"audio": sub})  # (B, 4, d): one token each
+                if copied:
+                    state_assign_(self._state["audio"], rows, sub)  # type: ignore[arg-type]
+                for i, (s, _) in enumerate(group):
                     f = feats[i].to(model.null_audio.dtype)
                     s.feats = f if s.feats is None else torch.cat([s.feats, f])
+                    s.tokens_encoded += 1
+                    s.samples_encoded += x.shape[1]
+        for sid, x in audio.items():
+            s = self._sessions[sid]
+            rest = x[used[sid]:]  # less than a token; a finished session's is never emitted: dropped
+            s.queued = [rest] if len(rest) and not s.finished else []
 
     def _step_tokens(self, hold: set[int] | frozenset[int]) -> None:
         model, K4 = self._model, FRAMES_PER_TOKEN

@@ -85,7 +85,9 @@ def test_streaming_equals_generate(model, sizes):
     assert_same_motion(ref, ref_m, 0.0)
     m, t = run_stream(model.stream(seed=3), audio, sizes)
     assert torch.equal(t, ref_t)
-    assert_same_motion(m, ref)
+    # bit-identical, not just close: the encoder and decoder run once per token on exactly that token's
+    # audio and codes whatever the push sizes (a near-tie token would otherwise differ now and then)
+    assert_same_motion(m, ref, 0.0)
     assert np.abs(ref.trans[:, [0, 2]]).max() > 0  # translation is integrated, and continues across pushes
 
 
@@ -95,7 +97,7 @@ def test_one_sample_chunks_and_random_sizes(model):
     assert len(ref) == 8  # 9 frames: the final partial token is not emitted
     m, t = run_stream(model.stream(seed=1), audio, [1])
     assert torch.equal(t, ref_t)
-    assert_same_motion(m, ref)
+    assert_same_motion(m, ref, 0.0)
     audio = audio_of(1.5, seed=7)
     ref, ref_t = generate_with_tokens(model, audio, seed=1)
     sizes = np.random.default_rng(0).integers(0, 1500, 200).tolist()

@@ -61,6 +61,12 @@ def frames_available(n_samples: int) -> int:
     return (max(int(n_samples), 0) * FRAMES_PER_CYCLE) // CYCLE
 
 
+def frames_end_sample(n_frames: int) -> int:
+    """Samples needed for the first `n_frames` motion frames: ``ceil(1600 n / 3)`` (the inverse of
+    :func:`frames_available`: the fewest samples that give `n_frames` frames)."""
+    return -(-max(int(n_frames), 0) * CYCLE // FRAMES_PER_CYCLE)
+
+
 def last_mel_index(t: int) -> int:
     """Latest mel frame that ends at or before the end of motion frame `t`: ``floor(10(t+1)/3) - 1``."""
     return (MELS_PER_CYCLE * (t + 1)) // FRAMES_PER_CYCLE - 1
