@@ -26,7 +26,7 @@ def test_the_demo_model_is_small_complete_and_described_by_its_card(demo):
     assert size_mb < 10, f"the bundled model should be a few MB, it is {size_mb:.1f} MB"
     b = demo.bundle
     assert b.stages["experts"] and b.stages["fuse"]
-    assert set(b.stages["tokenizer"].values()) == {2}
+    assert set(b.stages["tokenizer"].values()) == {3}  # decoders fine-tuned on the tokens
     card = MODEL_CARD.read_text(encoding="utf-8")
     digest = hashlib.sha256(DEMO_MODEL.read_bytes()).hexdigest()
     m = re.search(r"sha256[^0-9a-f]*([0-9a-f]{64})", card)
@@ -48,11 +48,18 @@ def test_the_demo_model_gestures_to_the_example_clip(demo):
     assert 0.1 < np.median(speed) < 0.8, f"median wrist speed {np.median(speed):.2f} m/s"
     head = forward_kinematics(motion)[:, 15]
     assert 1.2 < np.median(head[:, 1]) < 1.9  # an upright figure
-    # the causal smoother takes out the token-boundary jumps (p99 6.8 m/s raw, 2.4 smoothed, measured)
+    # token-boundary jumps: wrist speed across boundaries over inside tokens (real motion 1.00).
+    # Measured 2.03 raw with the stage-3 decoders (4.12 before them), 1.05 with the causal smoother
+    def boundary_ratio(s: np.ndarray) -> float:
+        edge = np.arange(len(s)) % 4 == 3
+        return float(s[edge].mean() / s[~edge].mean())
+
+    assert boundary_ratio(speed) < 2.5
     smooth = demo.generate(audio, seed=0, smoothing=SmoothingConfig(0.08))
     js = forward_kinematics(smooth, zero_trans=True)
     ss = np.linalg.norm(np.diff(js[:, [20, 21]], axis=0), axis=-1).mean(-1) * 30
-    assert np.percentile(ss, 99) < 0.6 * np.percentile(speed, 99)
+    assert boundary_ratio(ss) < 1.3  # measured 1.05
+    assert np.percentile(ss, 99) < 0.85 * np.percentile(speed, 99)  # measured 1.94 vs 2.62 m/s
 
 
 def test_a_missing_bundled_model_is_named(monkeypatch, tmp_path):
@@ -81,8 +88,8 @@ def test_held_out_speech_streams_like_generate_with_zero_look_ahead(demo, beat2_
     parts.append(s.close())
     got = Motion.concatenate(parts)
     assert len(got) == len(ref) == 600
-    np.testing.assert_allclose(got.poses, ref.poses, atol=1e-4)
-    np.testing.assert_allclose(got.expressions, ref.expressions, atol=1e-4)
+    np.testing.assert_array_equal(got.poses, ref.poses)  # bit-identical: one encoder call per token
+    np.testing.assert_array_equal(got.expressions, ref.expressions)
     S = 16000 * 9 + 1234  # change everything from 9.077 s on
     changed = audio.copy()
     changed[S:] = np.random.default_rng(1).normal(0, 0.1, len(audio) - S).astype(np.float32)
