@@ -46,8 +46,10 @@ def main() -> None:
     args = ap.parse_args()
     from pathlib import Path
 
+    import torch
+
     from livegesture import LiveGesture, Motion
-    from livegesture.data import load_audio
+    from livegesture.data import load_audio, training_features
     from livegesture.smoothing import SmoothingConfig
 
     lg = LiveGesture.load(args.model)
@@ -56,6 +58,16 @@ def main() -> None:
         wav = Path(path).with_suffix(".wav")
         a = load_audio(wav) if wav.exists() else None
         print(f"real {Path(path).name}: {stats(wrist_speed(m), a)}")
+        # the same clip through the model's tokenizer (encode, then the causal decoder): what the
+        # tokenizer alone adds, e.g. jumps at token boundaries
+        m = m[:len(m) // 4 * 4]
+        feats = training_features(m)
+        b = lg.bundle
+        with torch.no_grad():
+            toks = torch.stack([b.tokenizer[r].encode(torch.from_numpy(b.stats.normalize(r, feats[r]))[None])[0]
+                                for r in b.tokenizer.regions])
+        rec = b.tokens_to_motion(toks)
+        print(f"tokenized {Path(path).name}: {stats(wrist_speed(rec), a[:int(len(rec) / 30 * 16000)] if a is not None else None)}")
     for path in args.audio:
         a = load_audio(path)
         for seed in range(args.seeds):
