@@ -28,6 +28,14 @@ def token_self_attention(cfg: ModelConfig) -> StreamingSelfAttention:
                                   dropout=cfg.dropout)
 
 
+def pair_side(num_codes: int, what: str) -> int:
+    """K2 with K2 * K2 = `num_codes` (the sub-codebook size of a pair codebook); ValueError otherwise."""
+    k2 = int(round(num_codes ** 0.5))
+    if k2 * k2 != num_codes:
+        raise ValueError(f"{what} needs a square codebook size, got {num_codes}")
+    return k2
+
+
 class PairHead(nn.Module):
     """Logits over K = K2 * K2 token ids as ``a_i + b_j`` for id ``i * K2 + j``.
 
@@ -38,10 +46,7 @@ class PairHead(nn.Module):
 
     def __init__(self, dim: int, num_codes: int) -> None:
         super().__init__()
-        k2 = int(round(num_codes ** 0.5))
-        if k2 * k2 != num_codes:
-            raise ValueError(f"a pair head needs a square codebook size, got {num_codes}")
-        self.k2 = k2
+        self.k2 = k2 = pair_side(num_codes, "a pair head")
         self.first = nn.Linear(dim, k2)
         self.second = nn.Linear(dim, k2)
 
@@ -61,10 +66,7 @@ class PairEmbedding(nn.Module):
 
     def __init__(self, num_codes: int, dim: int) -> None:
         super().__init__()
-        k2 = int(round(num_codes ** 0.5))
-        if k2 * k2 != num_codes:
-            raise ValueError(f"a pair embedding needs a square codebook size, got {num_codes}")
-        self.k2 = k2
+        self.k2 = k2 = pair_side(num_codes, "a pair embedding")
         self.first = nn.Parameter(torch.randn(k2, dim) / 2 ** 0.5)
         self.second = nn.Parameter(torch.randn(k2, dim) / 2 ** 0.5)
         self.bos = nn.Parameter(torch.randn(dim))
