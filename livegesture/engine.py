@@ -8,9 +8,10 @@
 
 Emission rule (the zero look-ahead contract): the 4 frames of token ``tau`` are emitted by
 the first push after which the session holds the audio up to the end of that token, i.e.
-``ceil((4 tau + 4) * 1600 / 3)`` samples at 16 kHz. Each push feeds the model's streaming
-audio encoder, then for every complete group of 4 new frame features runs one
-:meth:`LiveGestureModel.step` (all regions and the fuse, with the classifier-free guidance
+``ceil((4 tau + 4) * 1600 / 3)`` samples at 16 kHz. For every token a push completes, the
+model's streaming audio encoder runs on exactly that token's samples (so the computation, and
+its float rounding, is the same whatever the push sizes: streamed frames are bit-identical to
+offline ones), then one :meth:`LiveGestureModel.step` (all regions and the fuse, with the classifier-free guidance
 stream in the same batched call), samples the token with the session's seeded
 :class:`TokenSampler`, decodes the 4 frames of every region with the streaming tokenizer
 decoder state and denormalises them. :meth:`LiveGesture.generate` is exactly one push of the
