@@ -85,8 +85,7 @@ class _Session:
     offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float64))
     words: list = field(default_factory=list)                # aligned words that can still cover a frame
     samples_pushed: int = 0
-    samples_encoded: int = 0   # 16 kHz samples through the audio encoder
-    tokens_encoded: int = 0    # tokens whose audio went through the encoder
+    tokens_encoded: int = 0    # tokens whose audio went through the encoder (token_end_sample(k - 1) samples)
     tokens_stepped: int = 0
     frames_emitted: int = 0
     finished: bool = False
@@ -253,28 +252,28 @@ class SessionPool:
                 audio[s.sid] = np.concatenate(s.queued) if len(s.queued) > 1 else s.queued[0]
         used = dict.fromkeys(audio, 0)
         while True:
-            groups: dict[tuple[int, int], list[tuple[_Session, np.ndarray]]] = defaultdict(list)
+            # token phase k % 3 fixes the block length (2134, 2133, 2133) and the mel framing
+            groups: dict[int, list[tuple[_Session, np.ndarray]]] = defaultdict(list)
             for sid, x in audio.items():
                 s = self._sessions[sid]
                 k = s.tokens_encoded
                 n = token_end_sample(k) - token_end_sample(k - 1)
                 if len(x) - used[sid] >= n:
-                    groups[(n, k % 3)].append((s, x[used[sid]:used[sid] + n]))
+                    groups[k % 3].append((s, x[used[sid]:used[sid] + n]))
                     used[sid] += n
             if not groups:
                 break
             for group in groups.values():
                 rows = [s.row for s, _ in group]
-                x = torch.from_numpy(np.stack([blk for _, blk in group])).to(self._device)
+                blocks = torch.from_numpy(np.stack([blk for _, blk in group])).to(self._device)
                 sub, copied = _rows(self._state["audio"], rows)  # type: ignore[arg-type]
-                feats = model.encode_audio(x, {"audio": sub})  # (B, 4, d): one token each
+                feats = model.encode_audio(blocks, {"audio": sub})  # (B, 4, d): one token each
                 if copied:
                     state_assign_(self._state["audio"], rows, sub)  # type: ignore[arg-type]
                 for i, (s, _) in enumerate(group):
                     f = feats[i].to(model.null_audio.dtype)
                     s.feats = f if s.feats is None else torch.cat([s.feats, f])
                     s.tokens_encoded += 1
-                    s.samples_encoded += x.shape[1]
         for sid, x in audio.items():
             s = self._sessions[sid]
             rest = x[used[sid]:]  # less than a token; a finished session's is never emitted: dropped

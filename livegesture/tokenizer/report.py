@@ -88,6 +88,7 @@ def report_tokenizer(model_path: str | Path, data_dir: str | Path,
                 all_ids.append(ids_.reshape(-1))
                 s2.append(stats.denormalize(r, rt.decode(ids_)[0].numpy()))
         entry["stage1"] = _errors(np.concatenate(s1), gt, r)
+
         def jump(clips: list[np.ndarray]) -> float:  # in normalised units, so that every dimension counts
             return boundary_jump([stats.normalize(r, x) for x in clips])
 
