@@ -1,4 +1,4 @@
-"""The public inference API: live streams and whole clips, one code path (DESIGN.md §1, §6).
+"""The public inference API: live streams and whole clips, one code path (docs/design.md §1, §6).
 
 >>> model = LiveGesture.load("model.safetensors")
 >>> session = model.stream(seed=0)          # one live stream, 16 kHz mono float32

@@ -150,7 +150,7 @@ class Motion:
         return forward_kinematics(self, skeleton=skeleton)
 
     def to_regions(self, skeleton: Skeleton | None = None) -> dict[str, np.ndarray]:
-        """Per-region features of DESIGN.md §2 (float32): upper 78, hands 180, lower 61, face 106.
+        """Per-region features of docs/design.md §2 (float32): upper 78, hands 180, lower 61, face 106.
 
         Lower = 9 joints in 6D + translation (x/z per-frame velocity with frame 0
         measured from the origin, absolute y) + 4 foot contacts.

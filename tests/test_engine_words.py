@@ -1,4 +1,4 @@
-"""Optional text cues at run time: words pushed with timestamps (DESIGN.md §4).
+"""Optional text cues at run time: words pushed with timestamps (docs/design.md §4).
 
 A word takes effect on the frames whose centre it covers if it was pushed before those frames'
 token was computed; frames are never revised. The model here is an untrained TINY bundle with a

@@ -1,6 +1,6 @@
 """Streaming audio (+ optional text) encoder: 16 kHz samples -> one feature per 30 Hz motion frame.
 
-Pipeline (DESIGN §4), every stage causal and stateful-streaming:
+Pipeline (docs/design.md §4), every stage causal and stateful-streaming:
 
 1. :class:`CausalLogMel` -- 80 log-mel bins at 100 Hz, frame ``m`` = samples
    ``[(m+1)*160 - 400, (m+1)*160)``; then a fixed affine normalisation

@@ -1,6 +1,6 @@
 """Causal log-mel front end: 16 kHz samples in, 80 log-mel bins at 100 Hz out.
 
-Causal framing (DESIGN §1): mel frame ``m`` covers samples
+Causal framing (docs/design.md §1): mel frame ``m`` covers samples
 ``[(m+1)*160 - 400, (m+1)*160)`` -- a 25 ms Hann window that *ends* at the
 frame's timestamp ``(m+1)*10 ms`` -- with zeros before the start of the stream
 (the fresh state). It is emitted by the call in which sample ``(m+1)*160 - 1``

@@ -1,4 +1,4 @@
-"""SMPL-X skeleton constants in BEAT2 joint order (DESIGN.md §2), kept in one place."""
+"""SMPL-X skeleton constants in BEAT2 joint order (docs/design.md §2), kept in one place."""
 
 from __future__ import annotations
 

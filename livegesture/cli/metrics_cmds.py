@@ -29,7 +29,7 @@ def evaluate_gt(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """BC and L1div of the real motion of a data folder (BEAT2 conventions, DESIGN.md §8)."""
+    """BC and L1div of the real motion of a data folder (BEAT2 conventions, docs/design.md §8)."""
     from ..metrics.evaluate import evaluate_ground_truth
 
     r = evaluate_ground_truth(data, split=split, smplx_model=smplx_model, mean_vel=mean_vel,

@@ -1,4 +1,4 @@
-"""Audio loading: any file or array -> mono float32 at 16 kHz (DESIGN.md §1)."""
+"""Audio loading: any file or array -> mono float32 at 16 kHz (docs/design.md §1)."""
 
 from __future__ import annotations
 

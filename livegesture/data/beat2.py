@@ -1,4 +1,4 @@
-"""BEAT2 clips on disk: find them (BEAT2 layout or a flat folder) and load them (DESIGN.md §7)."""
+"""BEAT2 clips on disk: find them (BEAT2 layout or a flat folder) and load them (docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ LAYOUT: dict[str, tuple[str, str]] = {
 SPLIT_CSV = "train_test_split.csv"
 KINDS = tuple(LAYOUT)
 
-#: the standard speaker-2 ("scott") benchmark split (DESIGN.md §7)
+#: the standard speaker-2 ("scott") benchmark split (docs/design.md §7)
 STANDARD_SPLITS: dict[str, tuple[str, ...]] = {
     "test": tuple(f"2_scott_0_{i}_{i}" for i in (*range(1, 9), 65, 73, 81, 87, 95, 103, 111)),
     "val": tuple(f"2_scott_0_{i}_{i}" for i in range(9, 17)),

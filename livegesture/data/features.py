@@ -1,4 +1,4 @@
-"""Training features per region and their normalisation statistics (DESIGN.md §2)."""
+"""Training features per region and their normalisation statistics (docs/design.md §2)."""
 
 from __future__ import annotations
 

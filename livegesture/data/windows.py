@@ -1,4 +1,4 @@
-"""Training windows: aligned motion features, audio and word ids (DESIGN.md §1)."""
+"""Training windows: aligned motion features, audio and word ids (docs/design.md §1)."""
 
 from __future__ import annotations
 

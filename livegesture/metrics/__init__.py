@@ -1,4 +1,4 @@
-"""Metrics of the BEAT2 tables (DESIGN.md §8): FGD (+ its feature extractor), BC, L1div,
+"""Metrics of the BEAT2 tables (docs/design.md §8): FGD (+ its feature extractor), BC, L1div,
 face MSE and LVD, and an evaluation runner. Numpy in, numbers out."""
 
 from .beat import (SequenceBC, audio_onsets, beat_consistency, beat_score_from_times,

@@ -1,4 +1,4 @@
-"""Beat consistency (BC) between speech onsets and motion beats, BEAT2 convention (DESIGN.md §8).
+"""Beat consistency (BC) between speech onsets and motion beats, BEAT2 convention (docs/design.md §8).
 
 Pieces, each usable alone:
 

@@ -1,4 +1,4 @@
-"""L1 diversity (L1div) of joint positions, BEAT2 convention (DESIGN.md §8)."""
+"""L1 diversity (L1div) of joint positions, BEAT2 convention (docs/design.md §8)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Face metrics: vertex MSE with only jaw + expressions applied, and landmark/vertex velocity
 difference (LVD). Without an SMPL-X model file both fall back to expression coefficients
-and say so in their result (DESIGN.md §8)."""
+and say so in their result (docs/design.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fréchet distance between two feature sets (FGD of DESIGN.md §8, before the tables' ×10)."""
+"""Fréchet distance between two feature sets (FGD of docs/design.md §8, before the tables' ×10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configs of the hierarchical autoregressive model, its masking and its sampling (DESIGN.md §5).
+"""Configs of the hierarchical autoregressive model, its masking and its sampling (docs/design.md §5).
 
 Frozen dataclasses so that a config is hashable, comparable and loadable with
 :func:`livegesture.config.from_dict`.
@@ -95,7 +95,7 @@ class ModelConfig:
 
     @classmethod
     def base(cls, **overrides) -> "ModelConfig":
-        """DESIGN.md §5 "base": dim 256, 4 heads, 4 expert + 4 fuse blocks, K 512, H 32."""
+        """docs/design.md §5 "base": dim 256, 4 heads, 4 expert + 4 fuse blocks, K 512, H 32."""
         base = dict(dim=256, heads=4, expert_blocks=4, fuse_blocks=4, codebook_size=512, window_tokens=32,
                     audio=AudioEncoderConfig(dim=256))
         base.update(overrides)

@@ -1,4 +1,4 @@
-"""Region expert xAR (DESIGN.md §5): one causal autoregressive transformer per body region.
+"""Region expert xAR (docs/design.md §5): one causal autoregressive transformer per body region.
 
 Token ids: ``0 .. K-1`` codes, ``K`` = BOS, ``K + 1`` = MASK. The input at position
 tau is the token tau - 1 (BOS at tau = 0), so the logits at tau predict token tau from

@@ -1,4 +1,4 @@
-"""xAR-Fuse (DESIGN.md §5): PILOR + a (tau, region) transformer on top of the frozen experts.
+"""xAR-Fuse (docs/design.md §5): PILOR + a (tau, region) transformer on top of the frozen experts.
 
 Inputs: the experts' hidden states ``h`` (B, R=4, n, dim) of the same positions. PILOR
 ``h~_r = h_r + W_r h_r`` with ``W_r`` zero-initialised, so at initialisation the local

@@ -46,7 +46,7 @@ from .sampling import TokenSampler, guide
 
 
 class LiveGestureModel(nn.Module):
-    """Hierarchical autoregressive speech-to-gesture token model (DESIGN.md §5)."""
+    """Hierarchical autoregressive speech-to-gesture token model (docs/design.md §5)."""
 
     def __init__(self, config: ModelConfig | None = None, masking: MaskingConfig | None = None,
                  regions: tuple[str, ...] = REGIONS):

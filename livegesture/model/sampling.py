@@ -1,4 +1,4 @@
-"""Classifier-free guidance and token sampling with one seeded generator per session (DESIGN.md §5).
+"""Classifier-free guidance and token sampling with one seeded generator per session (docs/design.md §5).
 
 Sampling is by inverse CDF: each session draws exactly one uniform per region and step
 from its own :class:`torch.Generator` (also for greedy decoding, so switching modes

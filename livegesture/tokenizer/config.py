@@ -1,4 +1,4 @@
-"""Tokenizer sizes and training settings (DESIGN.md §3)."""
+"""Tokenizer sizes and training settings (docs/design.md §3)."""
 
 from __future__ import annotations
 

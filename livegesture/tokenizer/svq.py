@@ -1,9 +1,9 @@
-"""SVQ: the streaming asymmetric VQ motion tokenizer of one body region (DESIGN.md §3).
+"""SVQ: the streaming asymmetric VQ motion tokenizer of one body region (docs/design.md §3).
 
 Stage 1 trains the bidirectional encoder E and the causal decoder D as a plain
 autoencoder. Stage 2 freezes both, and learns a codebook (EMA) over a small
 projection P of E's latents, plus an MLP W that maps a code back into the latent
-space D expects. Stage 3 (optional, a departure from DESIGN.md §3) fine-tunes D alone on
+space D expects. Stage 3 (optional, a departure from docs/design.md §3) fine-tunes D alone on
 the stage-2 tokens: D was trained on continuous latents, and neighbouring tokens, whose
 codes are chosen independently, then meet with a jump at every token boundary (wrist
 speed across boundaries 3.7-4.7x that inside tokens on BEAT2 sample clips, 1.0 for real
