@@ -180,6 +180,10 @@ def _forward_to_vmc(vmc: "str | VmcSender", then: Callable[[dict], None] | None)
         if then is not None:
             then(frame)
 
+    if sender is not vmc:  # opened here from an address: closed with the callback, after the session
+        import weakref
+
+        weakref.finalize(forward, sender.close)
     return forward
 
 

@@ -123,3 +123,22 @@ def test_stream_file_forwards_to_vmc(model, tmp_path):  # noqa: F811
         frames = rx.frames()
     assert f"forwarded {len(got)} frames" in res.output
     _check_frames(frames, got)
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # a socket left open
+def test_client_forwards_to_an_address_and_closes_its_sender(model):  # noqa: F811
+    import gc
+    import warnings
+
+    from livegesture.serve.client import stream_audio_sync
+    from livegesture.serve.config import ServerConfig
+    from livegesture.serve.runner import ServerThread
+
+    with ServerThread(model, ServerConfig(max_sessions=2)) as srv, Receiver() as rx:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)   # an unclosed socket would warn here
+            res = stream_audio_sync(srv.url, audio_of(1.0, seed=6), realtime=False, vmc=rx.address)
+            gc.collect()
+        rx.wait_for(len(res.motion))
+        frames = rx.frames()
+    _check_frames(frames, res.motion)
