@@ -126,6 +126,22 @@ def load_skeleton(model_path: str | os.PathLike, betas: np.ndarray | None = None
     return Skeleton(rest_joints=rest, exact=True, label=label)
 
 
+def load_hand_mean(model_path: str | os.PathLike, gender: str = "neutral") -> np.ndarray:
+    """(30, 3) axis-angle mean hand pose of a SMPL-X file (left hand joints 25..39, then right).
+
+    The published BEAT2 evaluation builds its model with ``flat_hand_mean=False``, so the
+    ``smplx`` package adds this mean to the hand poses it is given before skinning: joints
+    that follow that code must do the same (:func:`livegesture.metrics.scoring.protocol_joints`).
+    """
+    path = resolve_model_path(model_path, gender)
+    d = _read_npz(path, ("hands_meanl", "hands_meanr"))
+    left, right = (np.asarray(d[k], np.float64).reshape(-1) for k in ("hands_meanl", "hands_meanr"))
+    if left.shape != (45,) or right.shape != (45,):
+        raise CheckpointError(f"{path}: hands_meanl/hands_meanr have shapes {left.shape}/{right.shape}, "
+                              "expected (45,)")
+    return np.concatenate([left, right]).reshape(30, 3)
+
+
 class SmplxBody:
     """A licensed SMPL-X model (through the ``smplx`` package) for mesh vertices.
 
