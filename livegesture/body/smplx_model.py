@@ -8,9 +8,10 @@ is used and every figure computed with it says so.
 Conventions (BEAT2): SMPL-X 2020 files carry 300 shape + 100 expression
 components in ``shapedirs``; older files carry 10 + 10. Hand poses are taken as
 full rotations (``flat_hand_mean=True``), which is what :func:`forward_kinematics`
-does with the poses it is given. (The public BEAT2/EMAGE evaluation code builds
+does with the poses it is given. The public BEAT2/EMAGE evaluation code builds
 its model with ``flat_hand_mean=False``, i.e. it adds the file's mean hand pose
-before skinning; that changes finger joints only.)
+before skinning (finger joints change); the published evaluation protocols do the same
+(:func:`load_hand_mean`, ``SmplxBody(flat_hand_mean=False)``).
 """
 
 from __future__ import annotations
@@ -146,12 +147,13 @@ class SmplxBody:
     """A licensed SMPL-X model (through the ``smplx`` package) for mesh vertices.
 
     ``face_vertices(jaw, expressions)`` poses only the jaw and the expressions (every
-    other joint at rest, no translation), as the BEAT2 face metric does.
+    other joint at rest, no translation), as the BEAT2 face metric does. ``flat_hand_mean=False``
+    adds the file's mean hand pose to the hand poses, as the published evaluation code builds it.
     """
 
     def __init__(self, model_path: str | os.PathLike, gender: str = "neutral",
                  betas: np.ndarray | None = None, device: str | torch.device = "cpu",
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, flat_hand_mean: bool = True) -> None:
         import smplx
 
         self.path = resolve_model_path(model_path, gender)
@@ -165,7 +167,7 @@ class SmplxBody:
             self.model = smplx.SMPLX(str(self.path), gender=gender, ext="npz",
                                      num_betas=self.num_betas,
                                      num_expression_coeffs=self.num_expressions,
-                                     use_pca=False, flat_hand_mean=True,
+                                     use_pca=False, flat_hand_mean=flat_hand_mean,
                                      use_face_contour=False).to(device).eval()
         except (AssertionError, KeyError, IndexError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{self.path}: the smplx package cannot build an SMPL-X model "

@@ -70,12 +70,12 @@ class BodyModel:
 
         return load_hand_mean(self.smplx_model)
 
-    def face_body(self, betas: np.ndarray):
+    def face_body(self, betas: np.ndarray, protocol: Protocol):
         if not self.exact:
             return None
         from ..body.smplx_model import SmplxBody
 
-        return SmplxBody(self.smplx_model, betas=betas)
+        return SmplxBody(self.smplx_model, betas=betas, flat_hand_mean=not protocol.add_hand_mean)
 
 
 def protocol_joints(motion: Motion, protocol: Protocol, skeleton: Skeleton | None = None,
@@ -165,7 +165,7 @@ def score_clips(clips: Sequence[ClipToScore], protocol: Protocol, mean_vel: np.n
     if with_gen:
         pairs, kind = [], EXPRESSION
         for c in clips:
-            fb = body.face_body(c.real.betas)
+            fb = body.face_body(c.real.betas, protocol)
             kind = VERTEX if fb is not None else EXPRESSION
             pairs.append((face_signal(c.generated, fb), face_signal(c.real, fb)))
         mse, lvd = protocol_face_errors(pairs, kind, protocol.face)
