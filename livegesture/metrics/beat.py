@@ -12,13 +12,14 @@ Pieces, each usable alone:
 - :func:`sequence_beat_consistency`: one clip, averaged over the 13 upper-body joints;
 - :func:`beat_consistency`: several clips, weighted by (n − 120).
 
-Differences from the public BEAT2/EMAGE evaluation code: here a minimum's speed is
-checked at the minimum itself. That code finds minima in the cropped range [60, n-60]
-but tests ``index in mask`` with the index *relative to the crop* against a mask over
-the full clip, so it checks the speed 60 frames (2 s) *before* the minimum; it keeps
-many more beats and gives clearly higher BC (0.68 instead of 0.40 on the two real
-sample clips, approximate skeleton). ``published_indexing=True`` reproduces that behaviour, for comparison
-with published tables. A clip without any onset is left out instead of giving NaN.
+Differences from the public BEAT2/EMAGE evaluation code: these functions default to the
+corrected (``strict``) definition, where a minimum's speed is checked at the minimum itself. That code finds minima in the
+cropped range [60, n-60] but tests ``index in mask`` with the index *relative to the crop*
+against a mask over the full clip, so it checks the speed 60 frames (2 s) *before* the
+minimum; it keeps many more beats and gives clearly higher BC (0.68 instead of 0.40 on the
+two real sample clips, approximate skeleton). ``published_indexing=True`` reproduces that
+behaviour; ``livegesture evaluate`` uses it by default (``--protocol beat2``). A clip
+without any onset is left out instead of giving NaN.
 
 :func:`protocol_onsets` and :func:`protocol_sequence_bc` compute one clip's BC under a named
 protocol (:mod:`livegesture.metrics.protocol`): the published ones also cut the audio their

@@ -55,9 +55,8 @@ CHANNELS_PER_EDGE = (6, 6, 6, 12, 12)
 NEIGHBOUR_DIST = 2
 KERNEL = 4
 NORM_GROUPS = 10
-#: where the published file's extractor comes from (for labels)
-SOURCE = ("EMAGE 2024 'VAESKConv' (AESKConv_240_100.bin), the FGD network of the BEAT2 test loop "
-          "(PantoMatrix/PantoMatrix scripts/EMAGE_2024, reused by MambaTalk and GestureLSM)")
+#: how tables name this extractor
+LABEL = "published BEAT2 FGD extractor (EMAGE 2024 VAESKConv)"
 
 Edge = tuple[int, int]
 
@@ -214,7 +213,7 @@ class PublishedFgdExtractor(nn.Module):
 
     window = WINDOW
     latent = LATENT
-    label = SOURCE
+    label = LABEL
 
     def __init__(self) -> None:
         super().__init__()

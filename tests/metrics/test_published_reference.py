@@ -118,7 +118,7 @@ def test_judged_evaluate_command_equals_the_published_code(data: Path, ckpt: Pat
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert f"protocol: {protocol}" in res.output and "skeleton: approximate" in res.output
-    assert "extractor: EMAGE 2024 'VAESKConv'" in res.output
+    assert "extractor: published BEAT2 FGD extractor (EMAGE 2024 VAESKConv)" in res.output
     assert sha256(out / f"{CLIP}.npz") == REF["inputs"]["generated"][protocol]
     r = json.loads(js.read_text())
     ref = REF["cases"][protocol]["evaluate"]
