@@ -35,13 +35,13 @@ def build_folder(samples: Path, work: Path, copies: int) -> list[str]:
     return ids
 
 
-def generate_only(model_path, data: Path, ids: list[str], seed: int = 0) -> tuple[float, float]:
-    """Seconds to load + generate + decode every clip, and the seconds of audio."""
+def generate_only(model_path, data: Path, ids: list[str], seed: int = 0) -> tuple[float, float, float]:
+    """Wall and CPU seconds to load + generate + decode every clip, and the seconds of audio."""
     from livegesture.bundle import ModelBundle
     from livegesture.data import find_clips, load_clip
 
     bundle = ModelBundle.load(model_path)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     seconds = 0.0
     with torch.no_grad():
         for f in find_clips(data, ids=ids):
@@ -50,7 +50,7 @@ def generate_only(model_path, data: Path, ids: list[str], seed: int = 0) -> tupl
                                                   sampling=bundle.config.sampling)
             bundle.tokens_to_motion(tokens[0])
             seconds += len(clip.audio) / 16000
-    return time.perf_counter() - t0, seconds
+    return time.perf_counter() - t0, time.process_time() - c0, seconds
 
 
 def main() -> None:
@@ -70,15 +70,16 @@ def main() -> None:
     model = args.model or demo_model_path()
     ids = build_folder(args.samples, args.work, args.copies)
     for r in range(args.repeats):
-        g, audio_s = generate_only(model, args.work, ids)
-        t0 = time.perf_counter()
+        g, gc, audio_s = generate_only(model, args.work, ids)
+        t0, c0 = time.perf_counter(), time.process_time()
         res = evaluate_model(model, args.work, ids=ids, extractor=args.extractor, protocol=args.protocol,
                              progress=False)
-        e = time.perf_counter() - t0
-        print(f"run {r + 1}: {len(ids)} clips, {audio_s / 60:.1f} min of audio: generate {g:.1f} s, "
-              f"evaluate {e:.1f} s (inside: generate {res['seconds']['generate']:.1f}, load "
-              f"{res['seconds']['load']:.1f}, score {res['seconds']['score']:.1f}); evaluate - generate = "
-              f"{e - g:+.1f} s", flush=True)
+        e, ec = time.perf_counter() - t0, time.process_time() - c0
+        print(f"run {r + 1}: {len(ids)} clips, {audio_s / 60:.1f} min of audio: generate {g:.1f} s wall / "
+              f"{gc:.1f} s CPU, evaluate {e:.1f} s wall / {ec:.1f} s CPU (inside: generate "
+              f"{res['seconds']['generate']:.1f}, load {res['seconds']['load']:.1f}, score "
+              f"{res['seconds']['score']:.1f} s wall); evaluate - generate = {e - g:+.1f} s wall, "
+              f"{ec - gc:+.1f} s CPU", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def resolve_model_path(model_path: str | os.PathLike, gender: str = "neutral") -
     path = Path(model_path)
     if path.is_dir():
         g = gender.upper()
-        names = (f"SMPLX_{g}.npz", f"SMPLX_{g}_2020.npz", f"smplx/SMPLX_{g}.npz",
-                 f"smplx/SMPLX_{g}_2020.npz")
+        # the 2020 model first: the one BEAT2 and its published evaluation use
+        names = (f"SMPLX_{g}_2020.npz", f"SMPLX_{g}.npz", f"smplx/SMPLX_{g}_2020.npz",
+                 f"smplx/SMPLX_{g}.npz")
         for name in names:
             if (path / name).is_file():
                 return path / name

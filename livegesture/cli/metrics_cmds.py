@@ -27,7 +27,7 @@ def evaluate_gt(
     from ..metrics.evaluate import evaluate_ground_truth, format_table
     from .options import check_json_out, split_ids, write_json
 
-    check_json_out(json_out, data)
+    check_json_out(json_out)
     r = evaluate_ground_truth(data, split=split, ids=split_ids(ids) or None, protocol=protocol,
                               smplx_model=smplx_model, mean_vel=mean_vel, progress=progress)
     typer.echo(format_table(r))

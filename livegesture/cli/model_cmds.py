@@ -114,7 +114,7 @@ def evaluate_cmd(
     from ..evaluate import evaluate_model, format_table
     from .options import check_json_out, split_ids, write_json
 
-    check_json_out(json_out, data)
+    check_json_out(json_out)
     res = evaluate_model(model, data, split, split_ids(ids) or None, seed, extractor, guidance, protocol,
                          smplx_model, mean_vel, out_dir, progress)
     typer.echo(format_table(res))

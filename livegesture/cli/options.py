@@ -33,14 +33,12 @@ def experiment(config: str | None, train_ids: str | None = None, val_ids: str | 
     return load_experiment(config if config is None or not Path(config).suffix else Path(config), ov)
 
 
-def check_json_out(path: Path | None, data_dir: Path | None = None) -> None:
-    """Fail before long work when a --json path cannot be written (or would land in the data folder)."""
+def check_json_out(path: Path | None) -> None:
+    """Fail before long work when a --json path cannot be written."""
     if path is None:
         return
     from ..errors import DataError
 
-    if data_dir is not None and path.resolve().parent == Path(data_dir).resolve():
-        raise DataError(f"--json {path}: that is inside the data folder; write the figures elsewhere")
     parent = path.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
