@@ -91,12 +91,16 @@ def protocol_joints(motion: Motion, protocol: Protocol, skeleton: Skeleton | Non
     return forward_kinematics(poses=poses, skeleton=skeleton, zero_trans=True)
 
 
-def clip_features(extractor: Any, motion: Motion) -> np.ndarray:
+def clip_features(extractor: Any, motion: Motion, clip_id: str = "") -> np.ndarray:
     """FGD features of one clip: its 6D poses (pytorch3d convention) through the extractor
     (the published one cuts the clip to a multiple of 32 frames)."""
+    from ..errors import DataError
     from .extractor import motion_to_6d
 
-    return extractor.features(motion_to_6d(motion.poses)[None])
+    try:
+        return extractor.features(motion_to_6d(motion.poses)[None])
+    except ValueError as exc:
+        raise DataError(f"clip {clip_id or '?'} ({len(motion)} frames): {exc}") from None
 
 
 def protocol_frechet(a: np.ndarray, b: np.ndarray, protocol: Protocol) -> float | None:
@@ -156,10 +160,10 @@ def score_clips(clips: Sequence[ClipToScore], protocol: Protocol, mean_vel: np.n
                                        for k in kinds}
     result: dict[str, Any] = {"rows": rows, "per_clip": per_clip, "skeleton": body.label(protocol)}
     if extractor is not None:
-        real_f = np.concatenate([clip_features(extractor, c.real) for c in clips])
+        real_f = np.concatenate([clip_features(extractor, c.real, c.id) for c in clips])
         rows["ground_truth"]["fgd"] = 0.0
         if with_gen:
-            gen_f = np.concatenate([clip_features(extractor, c.generated) for c in clips])
+            gen_f = np.concatenate([clip_features(extractor, c.generated, c.id) for c in clips])
             rows["generated"]["fgd"] = protocol_frechet(gen_f, real_f, protocol)
             result["fgd_features"] = int(len(gen_f))
     if with_gen:
