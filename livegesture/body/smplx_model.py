@@ -8,9 +8,10 @@ is used and every figure computed with it says so.
 Conventions (BEAT2): SMPL-X 2020 files carry 300 shape + 100 expression
 components in ``shapedirs``; older files carry 10 + 10. Hand poses are taken as
 full rotations (``flat_hand_mean=True``), which is what :func:`forward_kinematics`
-does with the poses it is given. (The public BEAT2/EMAGE evaluation code builds
+does with the poses it is given. The public BEAT2/EMAGE evaluation code builds
 its model with ``flat_hand_mean=False``, i.e. it adds the file's mean hand pose
-before skinning; that changes finger joints only.)
+before skinning (finger joints change); the published evaluation protocols do the same
+(:func:`load_hand_mean`, ``SmplxBody(flat_hand_mean=False)``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def resolve_model_path(model_path: str | os.PathLike, gender: str = "neutral") -
     path = Path(model_path)
     if path.is_dir():
         g = gender.upper()
-        names = (f"SMPLX_{g}.npz", f"SMPLX_{g}_2020.npz", f"smplx/SMPLX_{g}.npz",
-                 f"smplx/SMPLX_{g}_2020.npz")
+        # the 2020 model first: the one BEAT2 and its published evaluation use
+        names = (f"SMPLX_{g}_2020.npz", f"SMPLX_{g}.npz", f"smplx/SMPLX_{g}_2020.npz",
+                 f"smplx/SMPLX_{g}.npz")
         for name in names:
             if (path / name).is_file():
                 return path / name
@@ -126,16 +128,33 @@ def load_skeleton(model_path: str | os.PathLike, betas: np.ndarray | None = None
     return Skeleton(rest_joints=rest, exact=True, label=label)
 
 
+def load_hand_mean(model_path: str | os.PathLike, gender: str = "neutral") -> np.ndarray:
+    """(30, 3) axis-angle mean hand pose of a SMPL-X file (left hand joints 25..39, then right).
+
+    The published BEAT2 evaluation builds its model with ``flat_hand_mean=False``, so the
+    ``smplx`` package adds this mean to the hand poses it is given before skinning: joints
+    that follow that code must do the same (:func:`livegesture.metrics.scoring.protocol_joints`).
+    """
+    path = resolve_model_path(model_path, gender)
+    d = _read_npz(path, ("hands_meanl", "hands_meanr"))
+    left, right = (np.asarray(d[k], np.float64).reshape(-1) for k in ("hands_meanl", "hands_meanr"))
+    if left.shape != (45,) or right.shape != (45,):
+        raise CheckpointError(f"{path}: hands_meanl/hands_meanr have shapes {left.shape}/{right.shape}, "
+                              "expected (45,)")
+    return np.concatenate([left, right]).reshape(30, 3)
+
+
 class SmplxBody:
     """A licensed SMPL-X model (through the ``smplx`` package) for mesh vertices.
 
     ``face_vertices(jaw, expressions)`` poses only the jaw and the expressions (every
-    other joint at rest, no translation), as the BEAT2 face metric does.
+    other joint at rest, no translation), as the BEAT2 face metric does. ``flat_hand_mean=False``
+    adds the file's mean hand pose to the hand poses, as the published evaluation code builds it.
     """
 
     def __init__(self, model_path: str | os.PathLike, gender: str = "neutral",
                  betas: np.ndarray | None = None, device: str | torch.device = "cpu",
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, flat_hand_mean: bool = True) -> None:
         import smplx
 
         self.path = resolve_model_path(model_path, gender)
@@ -149,7 +168,7 @@ class SmplxBody:
             self.model = smplx.SMPLX(str(self.path), gender=gender, ext="npz",
                                      num_betas=self.num_betas,
                                      num_expression_coeffs=self.num_expressions,
-                                     use_pca=False, flat_hand_mean=True,
+                                     use_pca=False, flat_hand_mean=flat_hand_mean,
                                      use_face_contour=False).to(device).eval()
         except (AssertionError, KeyError, IndexError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{self.path}: the smplx package cannot build an SMPL-X model "

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from .app import app, train_app
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+from .model_cmds import MEAN_VEL_HELP, PROTOCOL_HELP, SMPLX_HELP
 
 
 @app.command("evaluate-gt")
@@ -21,38 +16,23 @@ def evaluate_gt(
     data: Path = typer.Option(..., "--data",
                               help="BEAT2 folder or a folder of <id>.npz/.wav clips"),
     split: Optional[str] = typer.Option(None, help="only this split (needs train_test_split.csv)"),
-    smplx_model: Optional[Path] = typer.Option(
-        None, "--smplx-model", help="licensed SMPL-X model (.npz or its folder) for exact joints"),
-    mean_vel: Optional[Path] = typer.Option(
-        None, "--mean-vel", help="mean joint speeds (55,) .npy for BC (default: "
-        "mean_vel_smplxflame_30.npy in the data folder)"),
+    ids: Optional[str] = typer.Option(None, help="comma-separated clip ids"),
+    protocol: str = typer.Option("beat2", help=PROTOCOL_HELP),
+    smplx_model: Optional[Path] = typer.Option(None, "--smplx-model", help=SMPLX_HELP),
+    mean_vel: Optional[Path] = typer.Option(None, "--mean-vel", help=MEAN_VEL_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """BC and L1div of the real motion of a data folder (BEAT2 conventions, docs/design.md §8)."""
-    from ..metrics.evaluate import evaluate_ground_truth
+    """BC and L1div of the real motion of a data folder (default protocol: the published BEAT2 test loop)."""
+    from ..metrics.evaluate import evaluate_ground_truth, format_table
+    from .options import check_json_out, split_ids, write_json
 
-    r = evaluate_ground_truth(data, split=split, smplx_model=smplx_model, mean_vel=mean_vel,
-                              progress=progress)
-    rows = [("clips", str(r["clips"])), ("frames", str(r["frames"])),
-            ("BC", f"{_fmt(r['bc'])}  (over {r['bc_frames']} frames)"),
-            ("BC, published-code indexing", _fmt(r["bc_published_indexing"])),
-            ("L1div", f"{_fmt(r['l1div'], 3)}  (over {r['l1div_frames']} frames)")]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        typer.echo(f"{k:<{width}}  {v}")
-    if r["approximate_skeleton"]:
-        typer.echo(f"joints: {r['skeleton']}; figures are approximate "
-                   "(pass --smplx-model for exact joints)")
-    else:
-        typer.echo(f"joints: {r['skeleton']}")
-    typer.echo(f"BC mean speeds: {r['mean_vel_source']}")
+    check_json_out(json_out)
+    r = evaluate_ground_truth(data, split=split, ids=split_ids(ids) or None, protocol=protocol,
+                              smplx_model=smplx_model, mean_vel=mean_vel, progress=progress)
+    typer.echo(format_table(r))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_out.with_name(json_out.name + ".tmp")
-        tmp.write_text(json.dumps(r, indent=2) + "\n")
-        os.replace(tmp, json_out)
-        typer.echo(f"wrote {json_out}")
+        write_json(json_out, r)
 
 
 @train_app.command("fgd-extractor")

@@ -12,6 +12,12 @@ from .app import app, train_app
 from .options import experiment
 
 CONFIG_HELP = "preset name (demo, base) or YAML file; default: demo (or the model file's own)"
+PROTOCOL_HELP = ("beat2 (the published EMAGE/MambaTalk/GestureLSM test loop), evaltools (the newer "
+                 "emage_evaltools package) or strict (LiveGesture's corrected definition)")
+EXTRACTOR_HELP = ("FGD feature extractor: the published AESKConv_240_100.bin, or one trained with "
+                  "'livegesture train fgd-extractor' (.safetensors, not comparable)")
+MEAN_VEL_HELP = "mean joint speeds (55,) .npy for BC (default: mean_vel_smplxflame_30.npy beside the data)"
+SMPLX_HELP = "licensed SMPL-X model (.npz or its folder) for exact joints and face vertices"
 
 
 def _show(name: str, res: dict) -> None:
@@ -88,21 +94,31 @@ def train_all_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    model: Path = typer.Option(..., help="model file"),
     data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
+    model: Optional[Path] = typer.Option(None, help="model file (default: the bundled demo model)"),
     split: Optional[str] = typer.Option(None, help="split to evaluate (default: test when the folder has a CSV)"),
     ids: Optional[str] = typer.Option(None, help="comma-separated clip ids (default: the held-out clips)"),
     seed: int = typer.Option(0, help="sampling seed"),
-    extractor: Optional[Path] = typer.Option(None, help="FGD feature extractor file"),
+    protocol: str = typer.Option("beat2", help=PROTOCOL_HELP),
+    extractor: Optional[Path] = typer.Option(None, help=EXTRACTOR_HELP),
+    mean_vel: Optional[Path] = typer.Option(None, "--mean-vel", help=MEAN_VEL_HELP),
+    smplx_model: Optional[Path] = typer.Option(None, "--smplx-model", help=SMPLX_HELP),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="write every generated clip here as <id>.npz "
+                                           "(BEAT2 layout: the frames that were scored)"),
     guidance: Optional[float] = typer.Option(None, help="classifier-free guidance scale (default: config)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """Generate every clip from its audio alone and print the BEAT2 table beside the ground truth."""
+    """Generate every clip from its audio alone and print the BEAT2 table beside the ground truth
+    (default protocol: the published BEAT2 test loop)."""
     from ..evaluate import evaluate_model, format_table
-    from .options import split_ids
+    from .options import check_json_out, split_ids, write_json
 
-    res = evaluate_model(model, data, split, split_ids(ids) or None, seed,
-                         str(extractor) if extractor else None, guidance)
+    check_json_out(json_out)
+    res = evaluate_model(model, data, split, split_ids(ids) or None, seed, extractor, guidance, protocol,
+                         smplx_model, mean_vel, out_dir, progress)
     typer.echo(format_table(res))
+    if res["out_dir"]:
+        typer.echo(f"wrote {len(res['clips'])} generated clip(s) to {res['out_dir']}")
     if json_out:
-        json_out.write_text(json.dumps(res, indent=2, default=str))
+        write_json(json_out, res)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,30 @@ def experiment(config: str | None, train_ids: str | None = None, val_ids: str | 
         k, v = item.split("=", 1)
         ov[k.strip()] = yaml.safe_load(v)
     return load_experiment(config if config is None or not Path(config).suffix else Path(config), ov)
+
+
+def check_json_out(path: Path | None) -> None:
+    """Fail before long work when a --json path cannot be written."""
+    if path is None:
+        return
+    from ..errors import DataError
+
+    parent = path.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"--json {path}: cannot create {parent} ({exc.strerror or exc})") from None
+    if not os.access(parent, os.W_OK) or path.is_dir():
+        raise DataError(f"--json {path}: cannot write there")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically and say so."""
+    import json
+
+    import typer
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    typer.echo(f"wrote {path}")

@@ -40,7 +40,8 @@ def train_tokenizer_cmd(
 
 @report_app.command("tokenizer")
 def report_tokenizer_cmd(
-    model: Path = typer.Option(..., help="tokenizer file (or a full model file)"),
+    model: Optional[Path] = typer.Option(None, help="tokenizer file or a full model file (default: the bundled "
+                                                "demo model)"),
     data: Path = typer.Option(..., help="folder with the clips to evaluate"),
     ids: Optional[str] = typer.Option(None, help="comma-separated ids (default: the clips not used in training)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
@@ -48,6 +49,10 @@ def report_tokenizer_cmd(
     """Reconstruction error of stage 1 and stage 2 per region on held-out clips, vs the mean pose."""
     from ..tokenizer.report import format_report, report_tokenizer
 
+    if model is None:
+        from ..assets import demo_model_path
+
+        model = demo_model_path()
     rep = report_tokenizer(model, data, ids=split_ids(ids) or None)
     typer.echo(format_report(rep))
     if json_out:

@@ -89,3 +89,39 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     if len(x) == 0:
         raise AudioError(f"{path}: audio file has zero samples")
     return _convert(x, int(sr), sample_rate, str(path))
+
+
+#: readers of a clip's audio for the published metric code (see :mod:`livegesture.metrics.protocol`)
+AUDIO_READERS = ("project", "librosa-22050-to-16k", "librosa-16k")
+
+
+def load_audio_as(path: str | os.PathLike, reader: str = "project") -> np.ndarray:
+    """A file's audio, mono float32 at 16 kHz, read the way `reader` names.
+
+    ``project`` is :func:`load_audio` (soundfile + soxr VHQ). The two others repeat what the
+    published BEAT2 evaluation code does, because its onsets move with the samples:
+    ``librosa-22050-to-16k`` reads with ``librosa.load`` at its default rate (22050 Hz), then
+    resamples with ``librosa.resample`` to 16 kHz (EMAGE 2024 test loop); ``librosa-16k`` is
+    ``librosa.load(path, sr=16000)`` (emage_evaltools). librosa's default resampler (soxr
+    "HQ") is used in both, as there.
+    """
+    if reader == "project":
+        return load_audio(path, SAMPLE_RATE)
+    if reader not in AUDIO_READERS:
+        raise ValueError(f"unknown audio reader {reader!r}; use one of {', '.join(AUDIO_READERS)}")
+    import librosa
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        if reader == "librosa-16k":
+            y, _ = librosa.load(path, sr=SAMPLE_RATE)
+        else:
+            y, sr = librosa.load(path)
+            y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
+        raise AudioError(f"{path}: not an audio file or unreadable ({exc.__class__.__name__}: {exc})") from None
+    if len(y) == 0:
+        raise AudioError(f"{path}: audio file has zero samples")
+    return np.ascontiguousarray(y, dtype=np.float32)

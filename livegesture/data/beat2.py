@@ -13,7 +13,7 @@ import numpy as np
 from ..body.constants import FPS
 from ..errors import DataError
 from ..motion import Motion
-from .audio import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE, load_audio, load_audio_as
 from .textgrid import Word, read_words
 
 #: sub-folder and suffix of each kind of file in the BEAT2 layout
@@ -208,3 +208,11 @@ def load_clip(clip: ClipFiles, sample_rate: int = SAMPLE_RATE) -> ClipData:
         motion = motion[:n]
         audio = audio[:samples]
     return ClipData(clip.id, motion, audio, words, sample_rate)
+
+
+def load_clip_audio(clip: ClipFiles, reader: str = "project") -> np.ndarray:
+    """The clip's whole audio file (not cropped to the motion), mono 16 kHz, read as `reader` says
+    (:func:`livegesture.data.audio.load_audio_as`): what the published metric code sees."""
+    if clip.audio is None:
+        raise DataError(f"clip {clip.id}: no audio file")
+    return load_audio_as(clip.audio, reader)

@@ -12,13 +12,18 @@ Pieces, each usable alone:
 - :func:`sequence_beat_consistency`: one clip, averaged over the 13 upper-body joints;
 - :func:`beat_consistency`: several clips, weighted by (n − 120).
 
-Differences from the public BEAT2/EMAGE evaluation code: here a minimum's speed is
-checked at the minimum itself. That code finds minima in the cropped range [60, n-60]
-but tests ``index in mask`` with the index *relative to the crop* against a mask over
-the full clip, so it checks the speed 60 frames (2 s) *before* the minimum; it keeps
-many more beats and gives clearly higher BC (0.68 instead of 0.40 on the two real
-sample clips, approximate skeleton). ``published_indexing=True`` reproduces that behaviour, for comparison
-with published tables. A clip without any onset is left out instead of giving NaN.
+Differences from the public BEAT2/EMAGE evaluation code: these functions default to the
+corrected (``strict``) definition, where a minimum's speed is checked at the minimum itself. That code finds minima in the
+cropped range [60, n-60] but tests ``index in mask`` with the index *relative to the crop*
+against a mask over the full clip, so it checks the speed 60 frames (2 s) *before* the
+minimum; it keeps many more beats and gives clearly higher BC (0.68 instead of 0.40 on the
+two real sample clips, approximate skeleton). ``published_indexing=True`` reproduces that
+behaviour; ``livegesture evaluate`` uses it by default (``--protocol beat2``). A clip
+without any onset is left out instead of giving NaN.
+
+:func:`protocol_onsets` and :func:`protocol_sequence_bc` compute one clip's BC under a named
+protocol (:mod:`livegesture.metrics.protocol`): the published ones also cut the audio their
+own way and use their own speed threshold.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 from scipy.signal import argrelextrema
 
 from ..body.constants import BC_JOINTS, FPS
+from .protocol import BEAT2, EVALTOOLS, Protocol
 
 SAMPLE_RATE = 16000
 HOP_LENGTH = 512
@@ -181,3 +187,53 @@ def beat_consistency(joints: np.ndarray | Sequence[np.ndarray],
             total += r.score * r.weight
             weight += r.weight
     return total / weight if weight else float("nan")
+
+
+def protocol_onsets(audio: np.ndarray, n_frames: int, protocol: Protocol,
+                    sample_rate: int = SAMPLE_RATE, fps: int = FPS, margin: int = MARGIN_FRAMES,
+                    hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """Onset times (s) of a clip scored over `n_frames`, from its whole audio file at 16 kHz
+    (read as the protocol reads it).
+
+    ``beat2``: the audio cut to ``int(sr / fps * n)`` samples, then from ``int(margin * sr / fps)``
+    to that many samples before the end *of the whole file*; ``evaltools``: samples
+    ``[2 s, int((n - margin) / fps * sr))``. Both give times from the start of the cut (their
+    beats are counted from frame `margin`, which is the same instant). ``strict``: the audio cut
+    to the motion's duration, then [2 s, end - 2 s], times on the clip's axis.
+    """
+    y = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if protocol.onset_crop == BEAT2:
+        offset = int(margin * (sample_rate / fps))
+        seg = y[:int(sample_rate / fps * n_frames)][offset:len(y) - offset]
+    elif protocol.onset_crop == EVALTOOLS:
+        seg = y[margin * sample_rate // fps:int((n_frames - margin) / fps * sample_rate)]
+    else:
+        return audio_onsets(y[:int(round(n_frames / fps * sample_rate))], sample_rate,
+                            crop_s=margin / fps, hop_length=hop_length)
+    if len(seg) < 2 * hop_length:
+        return np.zeros(0)
+    import librosa
+
+    return np.asarray(librosa.onset.onset_detect(y=seg, sr=sample_rate, hop_length=hop_length,
+                                                 units="time"), dtype=np.float64)
+
+
+def protocol_sequence_bc(joints: np.ndarray, onsets: np.ndarray, mean_vel: np.ndarray | None,
+                         protocol: Protocol, fps: float = FPS, joint_ids: Sequence[int] = BC_JOINTS,
+                         margin: int = MARGIN_FRAMES, sigma: float = SIGMA_S) -> SequenceBC:
+    """One clip's BC under `protocol` from its joints (n, 55, 3) and :func:`protocol_onsets`.
+
+    Published protocols count beat times from frame `margin` (as their onsets count from the
+    cut) and test the speed threshold at the minimum's index relative to that frame; a joint
+    without beats scores 0. Weight n - 2·margin; NaN and weight 0 without onsets (the published
+    code divides by zero there) or when n <= 2·margin.
+    """
+    joints = np.asarray(joints)
+    n = len(joints)
+    beats = motion_beats(joints, mean_vel, fps=fps, margin=margin, threshold=protocol.bc_threshold,
+                         published_indexing=protocol.published_indexing)
+    shift = margin if protocol.onset_crop in (BEAT2, EVALTOOLS) else 0
+    per_joint = {j: beat_score_from_times(onsets, (beats[j] - shift) / fps, sigma) for j in joint_ids}
+    if n <= 2 * margin or len(onsets) == 0:
+        return SequenceBC(float("nan"), 0, len(onsets), per_joint)
+    return SequenceBC(float(np.mean(list(per_joint.values()))), n - 2 * margin, len(onsets), per_joint)

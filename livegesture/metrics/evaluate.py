@@ -1,26 +1,33 @@
-"""Evaluation runner: BEAT2-convention figures over the clips of a data folder."""
+"""Evaluation runner: the BEAT2 figures of a data folder's clips under a named protocol.
+
+Clips are found and loaded through the data layer (:func:`livegesture.data.find_clips`,
+:func:`~livegesture.data.load_clip`, :func:`~livegesture.data.load_clip_audio`); what is
+scored is decided by :mod:`livegesture.metrics.protocol` and computed by
+:mod:`livegesture.metrics.scoring`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..body.constants import FPS, NUM_JOINTS
-from ..body.kinematics import Skeleton, approximate_skeleton, forward_kinematics
+from ..body.constants import NUM_JOINTS
 from ..errors import DataError
-from .beat import MARGIN_FRAMES, audio_onsets, joint_speed, sequence_beat_consistency
-from .diversity import l1_diversity
+from ..motion import Motion
+from .protocol import Protocol, get_protocol, scored_frames
+from .scoring import TABLE_SCALE, BodyModel, ClipToScore, mean_vel_note, score_clips
 
 MEAN_VEL_FILE = "mean_vel_smplxflame_30.npy"
 
 
 def find_mean_vel(data_dir: str | os.PathLike) -> Path | None:
-    """The dataset's mean joint speeds file in `data_dir` or its ``weights/`` folder, if any."""
+    """The dataset's mean joint speeds file: in `data_dir`, its ``weights/`` folder (BEAT2 layout)
+    or a ``weights/`` folder beside it (the EMAGE release layout), if any."""
     root = Path(data_dir)
-    for p in (root / MEAN_VEL_FILE, root / "weights" / MEAN_VEL_FILE):
+    for p in (root / MEAN_VEL_FILE, root / "weights" / MEAN_VEL_FILE, root.parent / "weights" / MEAN_VEL_FILE):
         if p.is_file():
             return p
     return None
@@ -28,6 +35,8 @@ def find_mean_vel(data_dir: str | os.PathLike) -> Path | None:
 
 def load_mean_vel(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such mean joint speed file")
     try:
         mv = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -38,92 +47,119 @@ def load_mean_vel(path: str | os.PathLike) -> np.ndarray:
     return mv
 
 
+def resolve_mean_vel(data_dir: str | os.PathLike, mean_vel: str | os.PathLike | np.ndarray | None
+                     ) -> tuple[np.ndarray | None, str]:
+    """(mean speeds or None, where they come from) for `mean_vel` given as a file, an array or None
+    (then found beside the data, see :func:`find_mean_vel`)."""
+    if isinstance(mean_vel, (str, os.PathLike)):
+        return load_mean_vel(mean_vel), str(mean_vel)
+    if mean_vel is not None:
+        return np.asarray(mean_vel, dtype=np.float64).reshape(NUM_JOINTS), "given array"
+    found = find_mean_vel(data_dir)
+    return (load_mean_vel(found) if found is not None else None), mean_vel_note(found)
+
+
+def check_smplx(smplx_model: str | os.PathLike | None) -> BodyModel:
+    """The body model to use; a missing SMPL-X file fails here, before any clip is loaded."""
+    if smplx_model is not None:
+        from ..body.smplx_model import resolve_model_path
+
+        return BodyModel(resolve_model_path(smplx_model))
+    return BodyModel()
+
+
+def clip_to_score(files: Any, protocol: Protocol, generated: Motion | None = None,
+                  data: Any = None) -> ClipToScore | None:
+    """Load one clip (motion and audio cut to the shorter by the data layer, the audio file read
+    again as the protocol reads it) and cut motions to the frames the protocol scores; None for a
+    clip without motion frames. `data` is the clip already loaded by :func:`~livegesture.data.load_clip`."""
+    from ..data import load_clip, load_clip_audio
+
+    data = data if data is not None else load_clip(files)
+    if data.motion is None or len(data.motion) == 0:
+        return None
+    audio = load_clip_audio(files, protocol.audio)
+    n = scored_frames(protocol, len(data.motion), len(audio))
+    if generated is not None:
+        n = min(n, len(generated))
+    real = data.motion[:n]
+    gen = None
+    if generated is not None:
+        gen = generated[:n]
+        gen.betas = np.asarray(real.betas).copy()  # the published loop scores both with the clip's betas
+    return ClipToScore(files.id, real, gen, audio)
+
+
 def evaluate_ground_truth(data_dir: str | os.PathLike, split: str | None = None,
+                          ids: Sequence[str] | None = None, protocol: str | Protocol = "beat2",
                           smplx_model: str | os.PathLike | None = None,
                           mean_vel: str | os.PathLike | np.ndarray | None = None,
                           progress: bool = True) -> dict[str, Any]:
-    """BC and L1div of the real motion + audio clips of `data_dir` (optionally one `split`).
+    """BC and L1div of the real motion + audio clips of `data_dir` (optionally one `split` or
+    `ids`) under `protocol` (default ``beat2``, the published test loop).
 
-    Joints come from forward kinematics with translation 0 (as in the published
-    evaluation code, for both metrics), using the exact rest joints of `smplx_model`
-    (each clip's betas) when given, else the approximate neutral skeleton; the result
-    says which (``approximate_skeleton``, ``skeleton``). BC uses `mean_vel` (a (55,)
-    array or file), else ``mean_vel_smplxflame_30.npy`` found in the folder, else the
-    clips' own mean speed per joint (``mean_vel_source`` says which).
-    ``bc_published_indexing`` is BC with the public evaluation code's speed-mask
-    indexing (see :mod:`livegesture.metrics.beat`), for comparison with published tables.
+    Joints come from forward kinematics with translation 0, using a user's SMPL-X file (each
+    clip's betas) when given, else the approximate neutral skeleton; the result says which. BC
+    uses `mean_vel` (a (55,) array or file), else ``mean_vel_smplxflame_30.npy`` found beside
+    the data, else the clips' own mean speeds (``mean_vel`` says which).
     """
     from tqdm.auto import tqdm
 
-    from ..data import find_clips, load_clip
+    from ..data import find_clips
 
-    clips = find_clips(data_dir, split=split, require=("motion", "audio"))
-    if smplx_model is not None:
-        from ..body.smplx_model import load_skeleton, resolve_model_path
-
-        resolve_model_path(smplx_model)  # fail before loading any clip
-    if isinstance(mean_vel, (str, os.PathLike)):
-        mv_source = str(mean_vel)
-        mv = load_mean_vel(mean_vel)
-    elif mean_vel is not None:
-        mv_source = "given array"
-        mv = np.asarray(mean_vel, dtype=np.float64).reshape(NUM_JOINTS)
-    else:
-        found = find_mean_vel(data_dir)
-        mv = load_mean_vel(found) if found is not None else None
-        mv_source = str(found) if found is not None else "mean speed per joint of these clips"
-
-    joints_all: list[np.ndarray] = []
-    audios: list[np.ndarray] = []
-    ids: list[str] = []
-    sample_rate = None
-    skeleton: Skeleton | None = None
-    for clip in tqdm(clips, desc="evaluate", unit="clip", disable=not progress):
-        data = load_clip(clip)
-        if data.motion is None or data.audio is None or len(data.motion) == 0:
-            continue
-        if smplx_model is not None:
-            skeleton = load_skeleton(smplx_model, betas=data.motion.betas)
-        else:
-            skeleton = skeleton or approximate_skeleton()
-        joints_all.append(forward_kinematics(data.motion, skeleton=skeleton,
-                                             zero_trans=True).astype(np.float64))
-        audios.append(np.asarray(data.audio, dtype=np.float32))
-        ids.append(clip.id)
-        sample_rate = data.sample_rate
-    if not joints_all:
+    proto = get_protocol(protocol)
+    body = check_smplx(smplx_model)
+    mv, mv_source = resolve_mean_vel(data_dir, mean_vel)
+    files = find_clips(data_dir, split=split, ids=list(ids) if ids else None, require=("motion", "audio"))
+    clips = [c for c in (clip_to_score(f, proto) for f in tqdm(files, desc="evaluate", unit="clip",
+                                                                  disable=not progress)) if c is not None]
+    if not clips:
         raise DataError(f"{data_dir}: no clip with both motion frames and audio")
-    if mv is None:
-        mv = np.concatenate([joint_speed(j, FPS) for j in joints_all]).mean(0)
+    scored = score_clips(clips, proto, mv, body)
+    return {"data": str(data_dir), "split": split, "clips": [c.id for c in clips],
+            "frames": int(sum(len(c.real) for c in clips)),
+            **describe(proto, scored["skeleton"], mv_source, None),
+            "rows": scored["rows"], "per_clip": scored["per_clip"]}
 
-    totals = {False: 0.0, True: 0.0}
-    bc_weight, per_clip = 0, []
-    for cid, j, a in zip(ids, joints_all, audios):
-        onsets = audio_onsets(a[:int(round(len(j) / FPS * sample_rate))], sample_rate,
-                              crop_s=MARGIN_FRAMES / FPS)
-        rs = {pub: sequence_beat_consistency(j, a, sample_rate=sample_rate, mean_vel=mv,
-                                             fps=FPS, onsets=onsets, published_indexing=pub)
-              for pub in (False, True)}
-        w = rs[False].weight
-        per_clip.append({"id": cid, "frames": len(j), "onsets": len(onsets),
-                         "bc": rs[False].score if w else None,
-                         "bc_published_indexing": rs[True].score if w else None})
-        if w:
-            for pub, r in rs.items():
-                totals[pub] += r.score * w
-            bc_weight += w
-    frames = int(sum(len(j) for j in joints_all))
-    approximate = skeleton is None or not skeleton.exact
-    label = approximate_skeleton().label if approximate else "exact SMPL-X rest joints from " + \
-        str(smplx_model) + " (each clip's betas)"
-    return {
-        "data": str(data_dir), "split": split, "clips": len(ids), "frames": frames,
-        "bc": totals[False] / bc_weight if bc_weight else None,
-        "bc_published_indexing": totals[True] / bc_weight if bc_weight else None,
-        "bc_frames": bc_weight,
-        "bc_margin_frames": MARGIN_FRAMES,
-        "l1div": l1_diversity(joints_all), "l1div_frames": frames,
-        "approximate_skeleton": approximate, "skeleton": label,
-        "mean_vel_source": mv_source, "translation": "zero (as in the BEAT2 evaluation code)",
-        "per_clip": per_clip,
-    }
+
+def describe(protocol: Protocol, skeleton: str, mean_vel_source: str, extractor: str | None) -> dict[str, Any]:
+    """What every table and JSON names: protocol, skeleton, mean speeds and extractor."""
+    return {"protocol": {"name": protocol.name, "source": protocol.source,
+                         "comparable_with_published": protocol.comparable},
+            "skeleton": skeleton, "mean_vel": mean_vel_source,
+            "extractor": extractor or "none (no --extractor: no FGD)", "table_scale": dict(TABLE_SCALE)}
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """The table as the published ones print it (FGD x10; face vertex MSE x1e8 and LVD x1e5), and what
+    every figure was computed with."""
+    scale = res.get("table_scale", TABLE_SCALE)
+
+    def head(name: str, key: str) -> str:
+        s = scale.get(key, 1.0)
+        return name if s == 1.0 else f"{name} x{s:g}"
+
+    cols = [(head("FGD", "fgd"), "fgd"), ("BC", "bc"), ("L1div", "l1div"), (head("MSE", "face_mse"), "face_mse"),
+            (head("LVD", "lvd"), "lvd")]
+    rows = res["rows"]
+    cols = [c for c in cols if any(c[1] in rows[r] for r in rows)]
+    clips = res["clips"]
+    head = f"{len(clips)} clip(s), {res['frames']} frames"
+    if "seed" in res:
+        head += f", seed {res['seed']}"
+    lines = [f"{head}: {', '.join(clips[:8])}{' ...' if len(clips) > 8 else ''}",
+             f"{'':14s}" + "".join(f"{c[0]:>12s}" for c in cols)]
+    for name, vals in rows.items():
+        cells = []
+        for _, k in cols:
+            v = vals.get(k)
+            cells.append(f"{v * scale.get(k, 1.0):12.4f}" if isinstance(v, (int, float)) else f"{'n/a':>12s}")
+        lines.append(f"{name:14s}" + "".join(cells))
+    p = res["protocol"]
+    lines += [f"protocol: {p['name']} - {p['source']}",
+              f"skeleton: {res['skeleton']}",
+              f"extractor: {res['extractor']}",
+              f"BC mean speeds: {res['mean_vel']}"]
+    if "face" in res:
+        lines.append(f"face: {res['face']}")
+    return "\n".join(lines)

@@ -100,6 +100,8 @@ class SkeletonConv1d(nn.Module):
 class FgdExtractor(nn.Module):
     """Motion autoencoder whose per-token latent is the FGD feature (see the module doc)."""
 
+    label = "LiveGesture's own FGD extractor (not comparable with published FGD)"
+
     def __init__(self, config: FgdConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or FgdConfig()
@@ -280,6 +282,18 @@ def load_external(path: str | os.PathLike, config: FgdConfig | None = None,
     elif mean is not None and std is not None:
         model.set_normalisation(mean, std)
     return model.to(device).eval()
+
+
+def load_extractor(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """An FGD extractor file: the project's own (``.safetensors`` written by ``livegesture train
+    fgd-extractor``) or the published EMAGE one (``AESKConv_240_100.bin``, a torch pickle), see
+    :mod:`livegesture.metrics.published_extractor`. Both have ``features(poses6d)`` and ``label``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return FgdExtractor.load(path, device)
+    from .published_extractor import load_published_extractor
+
+    return load_published_extractor(path, device)
 
 
 def motion_to_6d(poses: np.ndarray) -> np.ndarray:

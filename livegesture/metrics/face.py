@@ -53,7 +53,7 @@ def _pairs(pred: FaceInput, gt: FaceInput) -> list[tuple[Motion, Motion]]:
     return out
 
 
-def _face_signal(m: Motion, body: "SmplxBody | None") -> np.ndarray:
+def face_signal(m: Motion, body: "SmplxBody | None") -> np.ndarray:
     """(T, D): flattened face vertices (jaw + expressions only) or the expression coefficients."""
     if body is None:
         return np.asarray(m.expressions, dtype=np.float64)
@@ -72,7 +72,7 @@ def face_mse(pred: FaceInput, gt: FaceInput, body: "SmplxBody | None" = None) ->
     for p, g in _pairs(pred, gt):
         if len(p) == 0:
             continue
-        a, b = _face_signal(p, body), _face_signal(g, body)
+        a, b = face_signal(p, body), face_signal(g, body)
         total += float(np.mean((a - b) ** 2)) * len(p)
         frames += len(p)
     if frames == 0:
@@ -87,9 +87,45 @@ def lvd(pred: FaceInput, gt: FaceInput, body: "SmplxBody | None" = None) -> Face
     for p, g in _pairs(pred, gt):
         if len(p) < 2:
             continue
-        a, b = _face_signal(p, body), _face_signal(g, body)
+        a, b = face_signal(p, body), face_signal(g, body)
         total += float(np.mean(np.abs(np.diff(a, axis=0) - np.diff(b, axis=0)))) * (len(p) - 1)
         frames += len(p) - 1
     if frames == 0:
         raise ValueError("lvd: needs clips of at least 2 frames")
     return FaceError(total / frames, VERTEX if body is not None else EXPRESSION, "lvd", frames)
+
+
+def protocol_face_errors(pairs: Sequence[tuple[np.ndarray, np.ndarray]], kind: str,
+                         protocol: str = "strict") -> tuple[FaceError, FaceError]:
+    """(MSE, LVD) of (predicted, ground-truth) face signals (T, D) per clip (:func:`face_signal`),
+    as `protocol` (a :class:`~livegesture.metrics.protocol.Protocol` ``face`` value) defines them.
+
+    ``beat2`` (EMAGE 2024 test loop): MSE = mean squared error per clip, weighted by T; "LVD" =
+    ``L1(rec[1:] - tar[:-1], tar[1:] - tar[:-1])`` per clip, weighted by T, which is the mean
+    absolute error of frames 1..T-1. ``evaltools``: squared error and |Δpred − Δgt| summed
+    over clips, each divided by the sum of T x D. ``strict``: :func:`face_mse` and :func:`lvd`.
+    """
+    mse_sum = lvd_sum = 0.0
+    mse_n = lvd_n = 0
+    for p, g in pairs:
+        p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+        t = len(p)
+        if t == 0:
+            continue
+        mse_sum += float(np.mean((p - g) ** 2)) * t if protocol != "evaltools" else float(np.sum((p - g) ** 2))
+        mse_n += t if protocol != "evaltools" else p.size
+        if t < 2:
+            continue
+        if protocol == "beat2":
+            lvd_sum += float(np.mean(np.abs((p[1:] - g[:-1]) - (g[1:] - g[:-1])))) * t
+            lvd_n += t
+        elif protocol == "evaltools":
+            lvd_sum += float(np.sum(np.abs(np.diff(p, axis=0) - np.diff(g, axis=0))))
+            lvd_n += p.size
+        else:
+            lvd_sum += float(np.mean(np.abs(np.diff(p, axis=0) - np.diff(g, axis=0)))) * (t - 1)
+            lvd_n += t - 1
+    if mse_n == 0 or lvd_n == 0:
+        raise ValueError("face metrics: needs clips of at least 2 frames")
+    frames = sum(len(p) for p, _ in pairs)
+    return (FaceError(mse_sum / mse_n, kind, "mse", frames), FaceError(lvd_sum / lvd_n, kind, "lvd", frames))

@@ -51,3 +51,33 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
         raise ValueError(f"frechet_distance: feature sizes differ ({a.shape[1]} vs {b.shape[1]})")
     return gaussian_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0),
                                      np.cov(b, rowvar=False), eps=eps)
+
+
+def published_frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6,
+                               always_offset: bool = False) -> float:
+    """The Fréchet distance exactly as the published BEAT2 code computes it from feature sets
+    (N, D) and (M, D) (keep them float32 as its extractor gives them: its means are float32).
+
+    ``always_offset=False`` (EMAGE 2024 test loop, after pytorch-fid): ``sqrtm(S1 S2)``, with
+    `eps` added to both diagonals only when that root is not finite; a non-negligible
+    imaginary part raises ValueError (that code then prints 1e10). ``always_offset=True``
+    (emage_evaltools): `eps` always added, the real part kept. No clipping at 0.
+    """
+    mu1, mu2 = np.mean(a, axis=0), np.mean(b, axis=0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    diff = mu1 - mu2
+    offset = np.eye(s1.shape[0]) * eps
+    if always_offset:
+        covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+        if np.iscomplexobj(covmean):
+            covmean = covmean.real
+    else:
+        covmean = linalg.sqrtm(s1.dot(s2))
+        if not np.isfinite(covmean).all():
+            covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+        if np.iscomplexobj(covmean):
+            if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+                raise ValueError(f"frechet distance: imaginary component {np.max(np.abs(covmean.imag)):.3g} "
+                                 "in sqrtm(S1 S2)")
+            covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))

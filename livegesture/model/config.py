@@ -57,6 +57,11 @@ class ModelConfig:
     # fused logits = the experts' (PILOR) logits + zero-initialised region classifiers: the fuse
     # starts as exactly the experts and learns only a cross-region correction
     fuse_residual: bool = False
+    # ablation switches, one per row of the paper's ablation table (docs/reproduce.md); False removes
+    # that part, its parameters and its streaming state (text cues: data.use_text; UGM: masking.ugm)
+    fuse_temporal: bool = True  # xAR-Fuse's causal temporal attention
+    fuse_spatial: bool = True   # xAR-Fuse's inter-region spatial attention
+    pilor: bool = True          # PILOR adapters h~ = h + W_r h on the experts' hidden states
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
 
     def __post_init__(self) -> None:
@@ -117,6 +122,7 @@ class MaskingConfig:
     max_ratio: float = 0.3
     ramp_steps: int = 20000
     region_prob: float = 0.1
+    ugm: bool = True  # ablation switch: False = no uncertainty-guided masking (M_eff = 0; RM unchanged)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_ratio <= 1.0 or not 0.0 <= self.region_prob <= 1.0:
@@ -130,7 +136,9 @@ class MaskingConfig:
         return self.max_ratio * (1.0 - math.cos(math.pi * frac)) / 2.0
 
     def num_masked(self, step: int, length: int) -> int:
-        """M_eff(s) for sequences of `length` tokens: ``min(floor(r(s) * T), T - 1)``."""
+        """M_eff(s) for sequences of `length` tokens: ``min(floor(r(s) * T), T - 1)`` (0 without UGM)."""
+        if not self.ugm:
+            return 0
         return max(0, min(int(math.floor(self.ratio(step) * length + 1e-9)), length - 1))
 
 

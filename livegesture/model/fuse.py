@@ -20,6 +20,9 @@ Which keys each sub-layer sees (query = token (tau, r)):
   one joint stream whose within-tau order would have to be made causal or broken;
 * spatial attention: the 4 regions at the same tau, bidirectional. Every input at tau
   depends only on tokens < tau of all regions and audio <= 4 tau + 3, so this is causal.
+
+Ablations (``ModelConfig.fuse_temporal``, ``fuse_spatial``, ``pilor``): a switched-off part is
+not built at all (no parameters, no streaming state); the rest of the block is unchanged.
 """
 
 from __future__ import annotations
@@ -44,10 +47,10 @@ class FuseBlock(StreamingModule):
         self.num_regions = num_regions
         self.norm_cross = nn.LayerNorm(d)
         self.cross = audio_cross_attention(cfg)
-        self.norm_time = nn.LayerNorm(d)
-        self.temporal = token_self_attention(cfg)
-        self.norm_space = nn.LayerNorm(d)
-        self.spatial = RegionAttention(d, cfg.heads, dropout=p)
+        self.norm_time = nn.LayerNorm(d) if cfg.fuse_temporal else None
+        self.temporal = token_self_attention(cfg) if cfg.fuse_temporal else None
+        self.norm_space = nn.LayerNorm(d) if cfg.fuse_spatial else None
+        self.spatial = RegionAttention(d, cfg.heads, dropout=p) if cfg.fuse_spatial else None
         self.norm_mlp = nn.LayerNorm(d)
         self.mlp = MLP(d, cfg.mlp_hidden, dropout=p)
         self.drop = nn.Dropout(p)
@@ -60,10 +63,12 @@ class FuseBlock(StreamingModule):
         kv = (self.cross.k_proj(audio).repeat_interleave(R, dim=0),
               self.cross.v_proj(audio).repeat_interleave(R, dim=0))  # row = b*R + r
         x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], write_first=n == 1, kv_projected=kv))
-        x = x + self.drop(self.temporal.step(self.norm_time(x), state["temporal"]))
-        s = self.norm_space(x).view(BR // R, R, n, d).transpose(1, 2).reshape(BR // R * n, R, d)
-        s = self.spatial(s).view(BR // R, n, R, d).transpose(1, 2).reshape(BR, n, d)
-        x = x + self.drop(s)
+        if self.temporal is not None:
+            x = x + self.drop(self.temporal.step(self.norm_time(x), state["temporal"]))
+        if self.spatial is not None:
+            s = self.norm_space(x).view(BR // R, R, n, d).transpose(1, 2).reshape(BR // R * n, R, d)
+            s = self.spatial(s).view(BR // R, n, R, d).transpose(1, 2).reshape(BR, n, d)
+            x = x + self.drop(s)
         return x + self.drop(self.mlp(self.norm_mlp(x)))
 
 
@@ -78,8 +83,8 @@ class XARFuse(StreamingModule):
         super().__init__()
         d, R = cfg.dim, len(regions)
         self.regions = regions
-        self.pilor = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in regions)
-        for w in self.pilor:
+        self.pilor = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in regions) if cfg.pilor else None
+        for w in self.pilor or ():
             nn.init.zeros_(w.weight)  # identity residual at initialisation
         self.in_proj = nn.Linear(d, d)
         self.region_emb = nn.Parameter(0.02 * torch.randn(R, d))
@@ -97,7 +102,9 @@ class XARFuse(StreamingModule):
         return len(self.regions)
 
     def apply_pilor(self, h: torch.Tensor) -> torch.Tensor:
-        """h~ = h + W_r h per region; h (B, R, n, dim)."""
+        """h~ = h + W_r h per region; h (B, R, n, dim) (h itself without PILOR)."""
+        if self.pilor is None:
+            return h
         return torch.stack([h[:, i] + rowwise(w, h[:, i]) for i, w in enumerate(self.pilor)], dim=1)
 
     def step(self, h: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

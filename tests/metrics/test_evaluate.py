@@ -39,27 +39,38 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
     return exc.value.code, out.out, out.err
 
 
-def test_evaluate_matches_the_metric_functions(synth: Path) -> None:
-    r = evaluate_ground_truth(synth, progress=False)
-    assert r["clips"] == 2 and r["frames"] == 600 and r["bc_frames"] == 600 - 2 * 120
-    assert r["approximate_skeleton"] is True and "approximate" in r["skeleton"]
-    assert r["mean_vel_source"] == "mean speed per joint of these clips"
+def test_strict_protocol_matches_the_metric_functions(synth: Path) -> None:
+    r = evaluate_ground_truth(synth, protocol="strict", progress=False)
+    assert r["clips"] == ["2_scott_0_1_1", "2_scott_0_2_2"] and r["frames"] == 600
+    assert r["protocol"]["name"] == "strict" and r["protocol"]["comparable_with_published"] is False
+    assert "approximate" in r["skeleton"] and "not comparable" in r["mean_vel"]
     data = [load_clip(c) for c in find_clips(synth)]
     joints = [forward_kinematics(d.motion, zero_trans=True) for d in data]
-    assert r["l1div"] == pytest.approx(l1_diversity(joints))
+    gt = r["rows"]["ground_truth"]
+    assert gt["l1div"] == pytest.approx(l1_diversity(joints))
     mv = np.concatenate([joint_speed(j) for j in joints]).mean(0)
-    assert r["bc"] == pytest.approx(beat_consistency(joints, [d.audio for d in data], mean_vel=mv))
-    assert 0 < r["bc"] <= 1 and 0 < r["bc_published_indexing"] <= 1
+    assert gt["bc"] == pytest.approx(beat_consistency(joints, [d.audio for d in data], mean_vel=mv))
+    assert 0 < gt["bc"] <= 1
     # an explicit mean-speed array is used as given
-    r2 = evaluate_ground_truth(synth, mean_vel=mv * 2, progress=False)
-    assert r2["mean_vel_source"] == "given array" and r2["bc"] != r["bc"]
+    r2 = evaluate_ground_truth(synth, protocol="strict", mean_vel=mv * 2, progress=False)
+    assert r2["mean_vel"] == "given array" and r2["rows"]["ground_truth"]["bc"] != gt["bc"]
+
+
+def test_protocols_differ_and_name_themselves(synth: Path) -> None:
+    rs = {p: evaluate_ground_truth(synth, protocol=p, progress=False) for p in ("beat2", "evaltools", "strict")}
+    assert {p: r["protocol"]["name"] for p, r in rs.items()} == {p: p for p in rs}
+    assert rs["beat2"]["frames"] == 600  # 10 s clips: whole seconds already
+    assert len({round(r["rows"]["ground_truth"]["bc"], 9) for r in rs.values()}) == 3
+    # evaltools zeroes the root orientation before FK, the others do not
+    assert rs["beat2"]["rows"]["ground_truth"]["l1div"] == pytest.approx(rs["strict"]["rows"]["ground_truth"]["l1div"])
+    assert rs["evaltools"]["rows"]["ground_truth"]["l1div"] != rs["beat2"]["rows"]["ground_truth"]["l1div"]
 
 
 def test_evaluate_with_a_model_file_is_exact(synth: Path, tmp_path: Path) -> None:
     fake = write_fake_smplx(tmp_path / "SMPLX_NEUTRAL.npz")
     r = evaluate_ground_truth(synth, smplx_model=tmp_path, progress=False)
-    assert r["approximate_skeleton"] is False and "exact SMPL-X" in r["skeleton"]
-    assert r["l1div"] > 0
+    assert "exact SMPL-X" in r["skeleton"] and "mean hand pose" in r["skeleton"]
+    assert r["rows"]["ground_truth"]["l1div"] > 0
     assert fake.path.is_file()
 
 
@@ -96,18 +107,24 @@ def test_cli_evaluate_gt_on_real_files(beat2_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "gt.json"
     res = CliRunner().invoke(app, ["evaluate-gt", "--data", str(beat2_dir), "--no-progress",
                                    "--json", str(out)])
-    print(res.output)
     assert res.exit_code == 0, res.output
-    assert "BC" in res.output and "L1div" in res.output
-    assert "joints: approximate neutral skeleton" in res.output
+    for label in ("protocol: beat2", "skeleton: approximate neutral skeleton", "extractor: none",
+                  "BC mean speeds: "):
+        assert label in res.output
     r = json.loads(out.read_text())
-    assert r["clips"] == 2 and r["frames"] == 1906 + 1804
-    assert r["mean_vel_source"].endswith("mean_vel_smplxflame_30.npy")
-    # figures of real speech gestures (approximate skeleton): BEAT2 ground truth is
-    # reported at BC 0.70, L1div 11.97 with the published code and the real model
-    assert 0.25 < r["bc"] < 0.6
-    assert 0.55 < r["bc_published_indexing"] < 0.85
-    assert 8 < r["l1div"] < 18
+    assert r["clips"] == ["2_scott_0_1_1", "2_scott_0_2_2"] and r["frames"] == 1890 + 1800  # whole seconds
+    assert r["mean_vel"].endswith("mean_vel_smplxflame_30.npy")
+    gt = r["rows"]["ground_truth"]
+    assert isinstance(gt["bc"], float) and isinstance(gt["l1div"], float)
+    # real speech gestures, approximate skeleton: BEAT2 ground truth is reported at BC 0.70, L1div
+    # 11.97 with the published code and the real SMPL-X model
+    assert 0.55 < gt["bc"] < 0.85 and 8 < gt["l1div"] < 18
+
+
+def test_cli_unknown_protocol_is_one_line(synth: Path, monkeypatch, capsys) -> None:
+    code, _, err = run_main(monkeypatch, capsys, "evaluate-gt", "--data", str(synth), "--protocol", "emage")
+    assert code == 2 and err.strip() == ("livegesture: error: unknown protocol 'emage'; use one of beat2, "
+                                         "evaltools, strict")
 
 
 def test_cli_train_fgd_extractor(synth: Path, tmp_path: Path) -> None:
