@@ -91,6 +91,24 @@ def test_cli_bench(model_file, tmp_path):
         assert text in res.output
     d = json.loads(out.read_text())
     assert d["stream"]["frames"] == 60 and d["step"]["speedup"] > 0 and len(d["parallel"]) >= 1
+    # the memory floor, measured in the same run: bytes / bandwidth, and the step's ratio to it
+    st = d["step"]
+    assert st["read_bytes"] > 0 and st["bandwidth_gbs"] > 0 and "memory floor" in res.output
+    assert st["floor_ms"] == pytest.approx(1e3 * st["read_bytes"] / (1e9 * st["bandwidth_gbs"]))
+    assert st["floor_ratio"] == pytest.approx(st["cached_ms"] / st["floor_ms"])
+
+
+def test_step_read_bytes_count_weights_and_caches(engine):
+    from livegesture.bench import step_read_bytes
+    from livegesture.streaming.state import state_nbytes
+
+    model = engine.bundle.model
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    one, two = step_read_bytes(model, 1), step_read_bytes(model, 2)
+    state = model.init_state(1, guidance=True)
+    caches = state_nbytes(state["experts"]) + state_nbytes(state["fuse"])
+    assert two - one >= caches  # a second session brings its own caches
+    assert 0.3 * params < one - caches < 1.5 * params  # the weights, roughly once (not the audio encoder)
 
 
 @pytest.mark.parametrize("args,msg", [(["--size", "huge"], "--size must be demo or base"),

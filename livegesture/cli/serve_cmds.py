@@ -21,17 +21,37 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0: all)"),
     port: int = typer.Option(8000, help="TCP port"),
     model: Optional[Path] = typer.Option(None, help="model file (default: the bundled demo model)"),
-    max_sessions: int = typer.Option(32, help="concurrent sessions served by the one batched model"),
+    max_sessions: int = typer.Option(32, help="concurrent sessions served by the one batched model (per worker)"),
+    workers: int = typer.Option(1, help="server processes on the port (uvicorn workers), each with its own "
+                                        "model and session pool"),
+    threads: int = typer.Option(0, help="torch threads per worker (0: torch's default with 1 worker, "
+                                        "cores / workers with more)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Serve the model over WebSocket (/ws, protocol in docs/protocol.md), with /health, /metrics
     and a live 3D viewer at http://HOST:PORT/ ."""
-    from ..serve.config import ServerConfig
-    from ..serve.runner import serve
+    import os
 
-    engine = _load(model)
-    typer.echo(f"LiveGesture server on http://{host}:{port}/ (WebSocket ws://{host}:{port}/ws)")
-    serve(engine, host, port, ServerConfig(max_sessions=max_sessions), log_level)
+    from ..errors import LiveGestureError
+    from ..serve.config import ServerConfig
+    from ..serve.runner import serve, serve_workers
+
+    if workers < 1 or threads < 0:
+        raise LiveGestureError(f"--workers must be >= 1 and --threads >= 0, got {workers} and {threads}")
+    engine = _load(model)  # also checks the model file before any worker starts
+    typer.echo(f"LiveGesture server on http://{host}:{port}/ (WebSocket ws://{host}:{port}/ws)"
+               + (f", {workers} workers" if workers > 1 else ""))
+    config = ServerConfig(max_sessions=max_sessions)
+    if workers == 1:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        serve(engine, host, port, config, log_level)
+    else:
+        del engine
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        serve_workers(model, workers, host, port, config, threads, log_level)
 
 
 @app.command("stream-file")
@@ -83,7 +103,9 @@ def bench_server_cmd(
     audio: Optional[Path] = typer.Option(None, help="speech file (default: synthetic speech)"),
     packet_ms: float = typer.Option(20.0, help="audio per packet (ms)"),
     latency_bound: float = typer.Option(0.3, help="p95 latency (s) under which N counts as real time"),
-    threads: int = typer.Option(1, help="torch threads of the server this command starts"),
+    threads: int = typer.Option(1, help="torch threads of (each worker of) the server this command starts"),
+    workers: str = typer.Option("1", help="worker processes of the server this command starts; a comma list "
+                                          "(e.g. 1,2) runs the search once per count"),
 ) -> None:
     """N concurrent real-time clients on loopback: latency percentiles, dropped and late frames, and the
     largest N served in real time (p95 latency under the bound, nothing dropped)."""
@@ -97,22 +119,36 @@ def bench_server_cmd(
         model = demo_model_path()  # the bundled demo model (a clear error when it is not installed)
     x = load_audio(audio, 16000)[: int(seconds * 16000)] if audio else synthetic_audio(seconds, seed=0)[0]
     x = x.astype("float32")
-    proc = None
-    if url is None:
-        proc, url = start_server(model, max_sessions=max(clients or 0, max_clients), threads=threads)
     try:
-        typer.echo(f"server {url}; each client streams {len(x) / 16000:.1f} s in {packet_ms:g} ms packets "
-                   f"in real time")
-        if clients is not None:
-            typer.echo(run_trial(url, x, clients, packet_ms, latency_bound).line(latency_bound))
-        else:
-            best, _ = search(url, x, max_clients, packet_ms, latency_bound, report=typer.echo)
-            typer.echo(f"largest N served in real time on this machine: {best}"
-                       f"{' (the search limit)' if best == max_clients else ''}")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except Exception:  # noqa: BLE001
-                proc.kill()
+        counts = [int(v) for v in workers.split(",") if v.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        from ..errors import LiveGestureError
+
+        raise LiveGestureError(f"--workers must be positive integers separated by commas, got {workers!r}")
+    summary = []
+    for n_workers in counts if url is None else [None]:
+        proc, target = None, url
+        if target is None:
+            proc, target = start_server(model, max_sessions=max(clients or 0, max_clients), threads=threads,
+                                        workers=n_workers or 1)
+        try:
+            typer.echo(f"server {target}{f' ({n_workers} workers)' if n_workers else ''}; each client streams "
+                       f"{len(x) / 16000:.1f} s in {packet_ms:g} ms packets in real time")
+            if clients is not None:
+                typer.echo(run_trial(target, x, clients, packet_ms, latency_bound).line(latency_bound))
+            else:
+                best, _ = search(target, x, max_clients, packet_ms, latency_bound, report=typer.echo)
+                limit = " (the search limit)" if best == max_clients else ""
+                typer.echo(f"largest N served in real time on this machine: {best}{limit}")
+                summary.append(f"{n_workers} worker(s): {best} sessions{limit}")
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except Exception:  # noqa: BLE001
+                    proc.kill()
+    if len(summary) > 1:
+        typer.echo("sessions per machine in real time: " + "; ".join(summary))

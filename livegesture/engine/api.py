@@ -34,7 +34,11 @@ __all__ = ["LiveGesture"]
 
 
 class LiveGesture:
-    """A loaded LiveGesture model: :meth:`stream` live sessions, :meth:`generate` whole clips."""
+    """A loaded LiveGesture model: :meth:`stream` live sessions, :meth:`generate` whole clips.
+
+    The model is read-only to the engine: the stacked / fused inference copies of the weights are
+    built at the first step and not re-checked (``bundle.model.freeze_inference_weights(False)`` if
+    you change weights in place afterwards)."""
 
     def __init__(self, bundle: ModelBundle):
         self.bundle = bundle
@@ -42,6 +46,9 @@ class LiveGesture:
         self.bundle.tokenizer.eval()
         # streaming decode of the 4 region tokenizers as one grouped computation (stacked weights)
         self._decoder = GroupedDecoder(bundle.tokenizer)
+        # an engine never changes the weights: the stacked / fused copies are built once
+        self.bundle.model.freeze_inference_weights()
+        self._decoder._cache.frozen = True
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "LiveGesture":

@@ -83,12 +83,18 @@ def frames_from_regions(feats: dict[str, np.ndarray], offset: np.ndarray) -> Mot
     """The Motion of one session's decoded region features; the x / z translation is the running
     sum of the lower region's per-frame velocities, continued from `offset` (2,), updated in place."""
     m = Motion.from_regions(feats)
-    lower = feats["lower"].astype(np.float64)
+    integrate_translation(m, feats["lower"], offset)
+    return m
+
+
+def integrate_translation(m: Motion, lower: np.ndarray, offset: np.ndarray) -> None:
+    """Set `m`'s x / z translation (in place) to the running sum of the lower region's per-frame
+    velocities (`lower` (T, 61)), continued from `offset` (2,), which is updated in place."""
+    low = lower.astype(np.float64)
     for j, (axis, dim) in enumerate(((0, _LOWER_VEL_X), (2, _LOWER_VEL_Z))):
-        pos = offset[j] + np.cumsum(lower[:, dim])
+        pos = offset[j] + np.cumsum(low[:, dim])
         m.trans[:, axis] = pos.astype(np.float32)
         offset[j] = pos[-1]
-    return m
 
 
 def check_chunk(chunk: object, what: str = "chunk") -> np.ndarray:
@@ -119,6 +125,14 @@ def _narrow(state: StreamState, lo: int, n: int) -> StreamState:
     return {k: _narrow(v, lo, n) if isinstance(v, dict) else v.narrow(0, lo, n) for k, v in state.items()}
 
 
+def _leaves(state: StreamState):
+    for v in state.values():
+        if isinstance(v, dict):
+            yield from _leaves(v)
+        else:
+            yield v
+
+
 def _rows(state: StreamState, rows: list[int]) -> tuple[StreamState, bool]:
     """The state of `rows` and whether it must be written back with ``state_assign_``.
 
@@ -127,6 +141,8 @@ def _rows(state: StreamState, rows: list[int]) -> tuple[StreamState, bool]:
     land in place and the gather/scatter copies are skipped. Other rows are gathered."""
     lo = rows[0]
     if rows == list(range(lo, lo + len(rows))):
+        if lo == 0 and len(rows) == next(iter(_leaves(state))).shape[0]:
+            return state, False  # every row: the state itself (the model caches its flat views)
         return _narrow(state, lo, len(rows)), False
     return state_select(state, rows), True
 
@@ -457,32 +473,53 @@ class EngineCore:
 
     def _decode(self, sessions: list[_Session]) -> dict[int, Motion]:
         """Decode every session's new tokens one token per grouped call (the sessions with a t-th new
-        token share call t: the same shapes whatever the push sizes), then emit and post-process."""
+        token share call t: the same shapes whatever the push sizes), then emit: sessions with the same
+        number of new frames are denormalised and converted to poses together (row-wise maths), then
+        each gets its translation and its output stages."""
         todo = sorted((s for s in sessions if s.tokens), key=lambda s: s.row)
         if not todo:
             return {}
-        stats = self._bundle.stats
-        parts: dict[int, list[list[torch.Tensor]]] = {s.sid: [] for s in todo}
-        for t in range(max(len(s.tokens) for s in todo)):
-            group = [s for s in todo if len(s.tokens) > t]
-            rows = [s.row for s in group]
-            ids = torch.stack([s.tokens[t] for s in group])[:, :, None]  # (B, R, 1)
+        K4 = FRAMES_PER_TOKEN
+        n_max = max(len(s.tokens) for s in todo)
+        frames: list[torch.Tensor] | None = None  # per region (len(todo), 4 n_max, D_r)
+        for t in range(n_max):
+            idx = [i for i, s in enumerate(todo) if len(s.tokens) > t]
+            rows = [todo[i].row for i in idx]
+            ids = torch.stack([todo[i].tokens[t] for i in idx])[:, :, None]  # (B, R, 1)
             sub, copied = _rows(self._dec, rows)
             y = self._decoder.decode(ids, sub)  # per region (B, 4, D_r)
             if copied:
                 state_assign_(self._dec, rows, sub)
-            for i, s in enumerate(group):
-                parts[s.sid].append([v[i] for v in y])
+            if frames is None:
+                frames = [v.new_zeros(len(todo), K4 * n_max, v.shape[-1]) for v in y]
+            if len(idx) == len(todo):
+                for out, v in zip(frames, y):
+                    out[:, K4 * t:K4 * (t + 1)] = v
+            else:
+                at = torch.tensor(idx, device=self._device)
+                for out, v in zip(frames, y):
+                    out[at, K4 * t:K4 * (t + 1)] = v
+        assert frames is not None
+        stats = self._bundle.stats
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, s in enumerate(todo):
+            groups[len(s.tokens)].append(i)
         out: dict[int, Motion] = {}
-        for s in todo:
-            steps = parts[s.sid]
-            feats = {r: stats.denormalize(r, torch.cat([st[j] for st in steps]).float().cpu().numpy())
-                     for j, r in enumerate(REGIONS)}
-            m = frames_from_regions(feats, self._offset[s.row])
-            s.last_tokens = torch.stack(s.tokens, dim=-1).cpu()
-            s.tokens = []
-            if len(s.stages):
-                m = s.stages.process(FrameBlock(s.frames_emitted, m, feats)).motion
-            s.frames_emitted += len(m)
-            out[s.sid] = m
+        for n, idx in groups.items():
+            sel = slice(None) if len(idx) == len(todo) else torch.tensor(idx, device=self._device)
+            feats = {r: stats.denormalize(r, frames[j][sel, :K4 * n].float().cpu().numpy())
+                     for j, r in enumerate(REGIONS)}  # (G, 4n, D_r)
+            poses = Motion.from_regions({r: v.reshape(-1, v.shape[-1]) for r, v in feats.items()})
+            for g, i in enumerate(idx):
+                s = todo[i]
+                mine = {r: v[g] for r, v in feats.items()}
+                m = poses[K4 * n * g:K4 * n * (g + 1)]
+                m = Motion(m.poses.copy(), m.trans.copy(), m.expressions.copy(), m.betas, fps=m.fps)
+                integrate_translation(m, mine["lower"], self._offset[s.row])
+                s.last_tokens = torch.stack(s.tokens, dim=-1).cpu()
+                s.tokens = []
+                if len(s.stages):
+                    m = s.stages.process(FrameBlock(s.frames_emitted, m, mine)).motion
+                s.frames_emitted += len(m)
+                out[s.sid] = m
         return out

@@ -10,7 +10,7 @@ inter-region spatial attention -> MLP], a final LayerNorm and one classifier per
 Which keys each sub-layer sees (query = token (tau, r)):
 
 * audio cross-attention: frames ``4 tau + 3 - 4H < m <= 4 tau + 3`` (shared weights over
-  regions; regions are folded into the batch, one ring per (session, region));
+  regions; the 4 region streams of a session are 4 query groups over one audio ring);
 * temporal attention: the same region's fusion tokens at ``tau - H < tau' <= tau``
   (factorised "divided" space-time attention: one weight set shared by the 4 region
   streams, each with its own fixed-size ring of H keys). The spatial sub-layer that
@@ -55,14 +55,21 @@ class FuseBlock(StreamingModule):
         self.mlp = MLP(d, cfg.mlp_hidden, dropout=p)
         self.drop = nn.Dropout(p)
 
+    def init_state(self, batch_size: int, device=None, dtype=None) -> StreamState:
+        """`batch_size` region streams (B*R); the audio ring is one per session (B rows): the R region
+        streams of a session query the same audio keys, so they share its keys, values and ring."""
+        state = super().init_state(batch_size, device, dtype)
+        state["cross"] = self.cross.init_state(batch_size // self.num_regions, device, dtype)
+        return state
+
     def step(self, x: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:
-        """x (B*R, n, dim) region-major within a session; audio (B, 4n, d_audio) (shared by the R region
-        rows of a session: its keys/values are projected once per session, then repeated) -> (B*R, n, dim)."""
+        """x (B*R, n, dim) region-major within a session; audio (B, 4n, d_audio), attended by the R region
+        streams of a session as R query groups over one shared ring -> (B*R, n, dim)."""
         BR, n, d = x.shape
         R = self.num_regions
-        kv = (self.cross.k_proj(audio).repeat_interleave(R, dim=0),
-              self.cross.v_proj(audio).repeat_interleave(R, dim=0))  # row = b*R + r
-        x = x + self.drop(self.cross.step(self.norm_cross(x), state["cross"], write_first=n == 1, kv_projected=kv))
+        q = self.norm_cross(x).view(BR // R, R * n, d)  # rows b*R + r -> session b, queries r*n + j
+        att = self.cross.step(q, state["cross"], audio, write_first=n == 1, query_groups=R)
+        x = x + self.drop(att.view(BR, n, d))
         if self.temporal is not None:
             x = x + self.drop(self.temporal.step(self.norm_time(x), state["temporal"]))
         if self.spatial is not None:

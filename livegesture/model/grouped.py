@@ -15,11 +15,14 @@ autograd, in eval mode and without embedding noise; training keeps the per-exper
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
 from ..streaming.attention import StreamingCrossAttention, StreamingSelfAttention
-from ..streaming.rows import baddbmm_rows, rowwise
+from ..streaming.rope import RotaryEmbedding, rotate
+from ..streaming.rows import MIN_ROWS, baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .expert import RegionExpert
 
@@ -42,12 +45,23 @@ class StackedCache:
     object replaced (registration generation). Walking the module tree happens only after a
     registration, because doing it every step cost more than a tiny model's step."""
 
+    #: while True, :meth:`key` returns the last key without checking (an inference engine that never
+    #: changes its weights: the check walks every parameter, ~0.5 ms per base step)
+    frozen: bool = False
+
     def __init__(self, modules: list[torch.nn.Module]):
         self.modules = modules
         self._gen = -1
         self._params: list[torch.Tensor] = []
+        self._last: tuple | None = None
 
     def key(self) -> tuple:
+        if self.frozen and self._last is not None:
+            return self._last
+        self._last = self._key()
+        return self._last
+
+    def _key(self) -> tuple:
         if self._gen != _PARAM_GENERATION[0]:
             self._params = [p for m in self.modules for p in m.parameters()]
             self._gen = _PARAM_GENERATION[0]
@@ -61,6 +75,55 @@ def _t(ws: list[torch.Tensor]) -> torch.Tensor:
 
 def _b(bs: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(bs)[:, None, :].contiguous()
+
+
+@dataclass
+class StepTables:
+    """Positions of one model step and their RoPE tables, computed once and used by every attention
+    layer of the experts and the fuse (they all advance together, so their counters agree).
+
+    Rows are the experts' state rows (stream, region); ``n`` token positions per row:
+    ``pos`` (rows, n) token positions (self-attention), ``q_times`` (rows, n) audio-frame times of the
+    queries (4 tau + 3), ``k_times`` (rows, 4n) those of this step's audio frames; ``*_rot`` the
+    matching :meth:`RotaryEmbedding.tables` (rows, 1, T, Dh), or None without RoPE. ``memo`` holds, per
+    attention kind, the masks and ring-write slots that every layer of that kind shares (their rings
+    hold the same positions: the experts' and the fuse's token rings, the experts' audio rings, the
+    fuse's audio rings)."""
+
+    pos: torch.Tensor
+    q_times: torch.Tensor
+    k_times: torch.Tensor
+    pos_rot: tuple[torch.Tensor, torch.Tensor] | None
+    q_rot: tuple[torch.Tensor, torch.Tensor] | None
+    k_rot: tuple[torch.Tensor, torch.Tensor] | None
+    memo: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: StreamState, cross: StreamingCrossAttention, rope: RotaryEmbedding | None,
+           n: int, dtype: torch.dtype) -> "StepTables":
+        """From an expert block's state (its ``self_attn`` and ``cross`` counters)."""
+        off = state["self_attn"]["offset"]  # type: ignore[index]
+        pos = off[:, None] + torch.arange(n, device=off.device)
+        q_times = cross.query_times(state["cross"], n)  # type: ignore[arg-type]
+        k_off = state["cross"]["k_offset"]  # type: ignore[index]
+        k_times = k_off[:, None] + torch.arange(cross.query_stride * n, device=off.device)
+        if rope is None:
+            return cls(pos, q_times, k_times, None, None, None)
+        return cls(pos, q_times, k_times, rope.tables(pos, dtype), rope.tables(q_times, dtype),
+                   rope.tables(k_times, dtype))
+
+    def shared(self, kind: str) -> dict:
+        return self.memo.setdefault(kind, {})
+
+
+def _rot(x: torch.Tensor, tab: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    return x if tab is None else rotate(x, *tab)
+
+
+def _pad(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """x (G, M, D) with zero rows appended up to `rows` (see :mod:`livegesture.streaming.rows`)."""
+    M = x.shape[1]
+    return x if M >= rows else torch.cat([x, x.new_zeros(x.shape[0], rows - M, x.shape[2])], dim=1)
 
 
 class GroupedExperts:
@@ -125,40 +188,59 @@ class GroupedExperts:
         return F.layer_norm(x, x.shape[-1:]) * g + b
 
     def _mlp(self, x: torch.Tensor, a: str, b: str) -> torch.Tensor:
+        """On rows already padded to >= MIN_ROWS (the step carries them padded)."""
         w = self.w
-        return baddbmm_rows(w[b + "b"], F.gelu(baddbmm_rows(w[a + "b"], x, w[a])), w[b])
+        return torch.baddbmm(w[b + "b"], F.gelu(torch.baddbmm(w[a + "b"], x, w[a])), w[b])
 
     # ------------------------------------------------------------------ the grouped step
-    def step(self, inputs: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:
+    def step(self, inputs: torch.Tensor, state: StreamState, audio: torch.Tensor,
+             tables: StepTables | None = None) -> torch.Tensor:
         """inputs (N, R, n) ids, state: one expert state of N*R rows (row = i*R + r), audio (N, 4n, da)
-        -> hidden states h (R, N*n, dim) (before the heads)."""
+        -> hidden states h (R, N*n, dim) (before the heads). `tables`: this step's positions (computed
+        from the state when not given).
+
+        The token rows are carried padded to at least ``MIN_ROWS`` (zero rows, dropped at the end) so
+        that every product is row-invariant without padding each one."""
         self.refresh()
         w, e0 = self.w, self.experts[0]
         N, R, n = inputs.shape
+        if tables is None:
+            tables = self.tables(state, n, audio.dtype)
         d, K = e0.cfg.dim, e0.codebook_size
         M = N * n
+        Mp = max(M, MIN_ROWS)
         ids = inputs.permute(1, 0, 2).reshape(R, M)
         emb = torch.gather(w["tok"], 1, ids.clamp(max=K)[..., None].expand(R, M, d))
-        emb = torch.where((ids == K + 1)[..., None], w["mask"], emb)
-        x = self._mlp(emb, "in1", "in2")  # (R, M, d)
+        emb = _pad(torch.where((ids == K + 1)[..., None], w["mask"], emb), Mp)
+        x = self._mlp(emb, "in1", "in2")  # (R, Mp, d)
         a = F.layer_norm(audio.reshape(N * audio.shape[1], -1), audio.shape[-1:])
         a = a[None] * w["ang"] + w["anb"]  # (R, N*4n, da)
+        H, nb = e0.blocks[0].cross.num_heads, len(e0.blocks)
+        Tk = audio.shape[1]
         kv_all = baddbmm_rows(w["kvb"], a, w["kv"])  # (R, N*4n, blocks*2d)
+        # every block's audio keys and values as rows (N*R, blocks, 2, H, 4n, Dh); the keys rotated at once
+        kvh = _to_rows(kv_all, N, R, Tk, nb * 2 * H).unflatten(1, (nb, 2, H))
+        keys = _rot(kvh[:, :, 0], _bcast(tables.k_rot))
         for i, block in enumerate(e0.blocks):
             st = state[f"blocks.{i}"]
             h = self._ln(x, w[f"{i}.norm_cross.g"], w[f"{i}.norm_cross.b"])
-            q = baddbmm_rows(w[f"{i}.cqb"], h, w[f"{i}.cq"])
-            kv = kv_all[..., 2 * d * i:2 * d * (i + 1)]
-            att, seen = _cross(block.cross, st["cross"], q, kv, N, R, n)  # type: ignore[arg-type]
-            o = baddbmm_rows(w[f"{i}.cob"], att, w[f"{i}.co"])
-            x = x + o.masked_fill(~seen, 0.0)
+            q = torch.baddbmm(w[f"{i}.cqb"], h, w[f"{i}.cq"])[:, :M]
+            att, seen = _cross(block.cross, st["cross"], q, keys[:, i], kvh[:, i, 1], N, R, n,
+                               tables)  # type: ignore[arg-type]
+            o = torch.baddbmm(w[f"{i}.cob"], _pad(att, Mp), w[f"{i}.co"])
+            x = x + o.masked_fill(~_pad(seen, Mp), 0.0)
             h = self._ln(x, w[f"{i}.norm_self.g"], w[f"{i}.norm_self.b"])
-            qkv = baddbmm_rows(w[f"{i}.qkvb"], h, w[f"{i}.qkv"])
-            att = _self(block.self_attn, st["self_attn"], qkv, N, R, n)  # type: ignore[arg-type]
-            x = x + baddbmm_rows(w[f"{i}.sob"], att, w[f"{i}.so"])
+            qkv = torch.baddbmm(w[f"{i}.qkvb"], h, w[f"{i}.qkv"])[:, :M]
+            att = _self(block.self_attn, st["self_attn"], qkv, N, R, n, tables)  # type: ignore[arg-type]
+            x = x + torch.baddbmm(w[f"{i}.sob"], _pad(att, Mp), w[f"{i}.so"])
             h = self._ln(x, w[f"{i}.norm_mlp.g"], w[f"{i}.norm_mlp.b"])
             x = x + self._mlp(h, f"{i}.m1", f"{i}.m2")
-        return self._ln(x, w["ng"], w["nb"])
+        return self._ln(x[:, :M], w["ng"], w["nb"])
+
+    def tables(self, state: StreamState, n: int, dtype: torch.dtype) -> StepTables:
+        """The positions and RoPE tables of the next `n` positions of an expert state's rows."""
+        b0 = self.experts[0].blocks[0]
+        return StepTables.of(state["blocks.0"], b0.cross, b0.self_attn.rope, n, dtype)  # type: ignore[arg-type]
 
     def heads(self, h: torch.Tensor) -> torch.Tensor:
         """Logits (R, M, K) of hidden states (R, M, dim), each region through its own head (after a
@@ -179,38 +261,37 @@ def _from_rows(t: torch.Tensor, N: int, R: int, n: int) -> torch.Tensor:
     return t.view(N, R, H, n, Dh).permute(1, 0, 3, 2, 4).reshape(R, N * n, H * Dh)
 
 
-def _cross(layer: StreamingCrossAttention, st: StreamState, q: torch.Tensor, kv: torch.Tensor,
-           N: int, R: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """StreamingCrossAttention.step on projected q (R, N*n, d) and k|v (R, N*Tk, 2d); returns the merged
-    attention (R, N*n, d) before out_proj and the seen mask (R, N*n, 1)."""
-    H, d = layer.num_heads, layer.dim
-    Tk = kv.shape[1] // N
-    k = _to_rows(kv[..., :d], N, R, Tk, H)
-    v = _to_rows(kv[..., d:], N, R, Tk, H)
-    k_offset = st["k_offset"]
-    k_times = k_offset[:, None] + torch.arange(Tk, device=k_offset.device)
-    if layer.rope is not None:
-        k = layer.rope(k, k_times)
-    q_times = layer.query_times(st, n)
-    qh = _to_rows(q, N, R, n, H)
-    if layer.rope is not None:
-        qh = layer.rope(qh, q_times)
+def _bcast(tab: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """RoPE tables (rows, 1, T, Dh) broadcast over a block axis: (rows, 1, 1, T, Dh)."""
+    return None if tab is None else (tab[0][:, None], tab[1][:, None])
+
+
+def _cross(layer: StreamingCrossAttention, st: StreamState, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           N: int, R: int, n: int, t: StepTables) -> tuple[torch.Tensor, torch.Tensor]:
+    """StreamingCrossAttention.step on projected q (R, N*n, d) and this step's rotated keys and values
+    (N*R, H, Tk, Dh); returns the merged attention (R, N*n, d) before out_proj and the seen mask
+    (R, N*n, 1)."""
+    H = layer.num_heads
+    Tk = k.shape[2]
+    qh = _rot(_to_rows(q, N, R, n, H), t.q_rot)
     # n == 1: the model's invariant k_offset = 4 q_offset makes the write evict no visible key
-    att, seen = layer._attend_and_write(qh, q_times, st, k, v, k_times, n == 1, guard_empty=True)
-    k_offset.add_(Tk)
+    att, seen = layer._attend_and_write(qh, t.q_times, st, k, v, t.k_times, n == 1, guard_empty=True,
+                                        shared=t.shared("expert_cross"))
+    st["k_offset"].add_(Tk)  # type: ignore[union-attr]
     st["q_offset"].add_(n)  # type: ignore[union-attr]
     seen_r = seen.view(N, R, n, 1).permute(1, 0, 2, 3).reshape(R, N * n, 1)  # type: ignore[union-attr]
     return _from_rows(att, N, R, n), seen_r
 
 
-def _self(layer: StreamingSelfAttention, st: StreamState, qkv: torch.Tensor, N: int, R: int, n: int) -> torch.Tensor:
-    """StreamingSelfAttention._step on projected q|k|v (R, N*n, 3d); merged attention (R, N*n, d)."""
-    H, d = layer.num_heads, layer.dim
-    q, k, v = (_to_rows(qkv[..., j * d:(j + 1) * d], N, R, n, H) for j in range(3))
-    offset = st["offset"]
-    pos = offset[:, None] + torch.arange(n, device=offset.device)
-    if layer.rope is not None:
-        q, k = layer.rope(q, pos), layer.rope(k, pos)
-    out, _ = layer._attend_and_write(q, pos, st, k, v, pos, n <= layer.max_step, guard_empty=False)
-    offset.add_(n)
+def _self(layer: StreamingSelfAttention, st: StreamState, qkv: torch.Tensor, N: int, R: int, n: int,
+          t: StepTables) -> torch.Tensor:
+    """StreamingSelfAttention._step on projected q|k|v (R, N*n, 3d); merged attention (R, N*n, d).
+    The token rings of the experts and the fuse share their masks and write slots (``"token"``)."""
+    H = layer.num_heads
+    qkvh = _to_rows(qkv, N, R, n, 3 * H)  # (N*R, 3H, n, Dh)
+    qk = _rot(qkvh[:, :2 * H], t.pos_rot)  # q and k rotated together
+    q, k, v = qk[:, :H], qk[:, H:], qkvh[:, 2 * H:]
+    out, _ = layer._attend_and_write(q, t.pos, st, k, v, t.pos, n <= layer.max_step, guard_empty=False,
+                                     shared=t.shared("token"))
+    st["offset"].add_(n)  # type: ignore[union-attr]
     return _from_rows(out, N, R, n)

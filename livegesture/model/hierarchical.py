@@ -14,7 +14,8 @@ State (:meth:`LiveGestureModel.init_state`), every tensor batch-first over *sess
   streams ordered (session, guidance stream, region), so that the grouped inference path
   (:mod:`.grouped`) runs the 4 experts' attention as one batch; the per-expert path uses strided
   views of one region's rows;
-* ``fuse``: the fuse's caches, tensors (B, g*R, ...) = B*g*R streams (regions folded in).
+* ``fuse``: the fuse's caches, tensors (B, g*R, ...) = B*g*R streams (regions folded in), except
+  its audio rings, (B, g, ...): the R region streams of a session share one.
 
 Grouping the guidance/region streams under the session dimension keeps the generic
 ``state_select / state_reset_ / state_assign_ / state_clone`` usable on the whole state.
@@ -40,6 +41,7 @@ from .config import FRAMES_PER_TOKEN, MaskingConfig, ModelConfig, SamplingConfig
 from .expert import RegionExpert
 from .fuse import XARFuse
 from .grouped import GroupedExperts
+from .grouped_fuse import GroupedFuse
 from .layers import flat_state, group_state, region_rows
 from .masking import masked_inputs, region_token_mask, shift_right, ugm_token_mask
 from .sampling import TokenSampler, guide
@@ -61,6 +63,8 @@ class LiveGestureModel(nn.Module):
         self.fuse = XARFuse(cfg, self.regions)
         # inference path: the experts as one grouped computation (a cache of stacked weights, not a module)
         self._grouped = GroupedExperts([self.experts[r] for r in self.regions])
+        self._grouped_fuse = GroupedFuse(self.fuse)
+        self._flat_views: dict[int, tuple[StreamState, StreamState]] = {}
         #: use the grouped expert step where allowed (no autograd, eval, no noise); False forces per-expert
         self.grouped_inference = True
         self.stage = 0  # 0: everything trains; 1: audio + experts; 2: fuse + PILOR (+ experts' MASK)
@@ -183,23 +187,45 @@ class LiveGestureModel(nn.Module):
             feats = feats.repeat_interleave(g, dim=0)
             inputs = inputs.repeat_interleave(g, dim=0)
         feats = torch.where(null[:, None, None], self.null_audio.to(feats.dtype), feats)
-        est = flat_state(state["experts"])  # type: ignore[arg-type]
         N = B * g
         grouped = (self.grouped_inference and not torch.is_grad_enabled() and not self.experts.training
                    and noise_std == 0 and n <= StreamingSelfAttention.block_size)
-        if grouped:
-            hg = self._grouped.step(inputs, est, feats)  # (R, N*n, dim)
-            h = self.fuse.apply_pilor(hg.view(R, N, n, -1).transpose(0, 1))  # (B*g, R, n, dim)
+        flat = self._flat if grouped else flat_state
+        est = flat(state["experts"])  # type: ignore[arg-type]
+        if grouped:  # the inference path: stacked / fused weights, one set of RoPE tables per step
+            tables = self._grouped.tables(est, n, feats.dtype)
+            hg = self._grouped.step(inputs, est, feats, tables)  # (R, N*n, dim)
+            h = self._grouped_fuse.apply_pilor(hg.view(R, N, n, -1).transpose(0, 1))  # (B*g, R, n, dim)
             local = self._grouped.heads(h.transpose(0, 1).reshape(R, N * n, -1)).view(R, N, n, K).transpose(0, 1)
+            fused = self._grouped_fuse.step(h, flat(state["fuse"]), feats, tables)  # type: ignore[arg-type]
         else:
             hs = [self.experts[r].step(inputs[:, i], region_rows(est, i, R), feats, noise_std, generator)
                   for i, r in enumerate(self.regions)]
             h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
             local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
-        fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
+            fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
         if self.config.fuse_residual:
             fused = fused + local
         return fused, local
+
+    def freeze_inference_weights(self, frozen: bool = True) -> None:
+        """Stop (or resume) checking, every step, whether a parameter changed since the stacked /
+        fused inference copies were built: for an engine that never changes the weights. While frozen,
+        a parameter change is NOT seen by the grouped inference path (unfreeze, step, freeze again)."""
+        for cache in (self._grouped._cache, self._grouped_fuse._cache):
+            cache.frozen = frozen
+
+    def _flat(self, sub: StreamState) -> StreamState:
+        """:func:`flat_state` of a state the engine passes step after step, built once (inference only:
+        training may replace a state's tensors, e.g. ``state_detach_``)."""
+        hit = self._flat_views.get(id(sub))
+        if hit is not None and hit[0] is sub:
+            return hit[1]
+        if len(self._flat_views) >= 16:
+            self._flat_views.pop(next(iter(self._flat_views)))
+        flat = flat_state(sub)
+        self._flat_views[id(sub)] = (sub, flat)  # holds `sub`, so its id stays unique while cached
+        return flat
 
     # ------------------------------------------------------------------ offline / training
     def audio_features(self, audio: torch.Tensor, words: torch.Tensor | None = None,

@@ -23,7 +23,7 @@ import numpy as np
 
 from .client import stream_audio
 
-__all__ = ["Trial", "run_trial", "search", "start_server"]
+__all__ = ["Trial", "run_trial", "search", "start_server", "worker_pids"]
 
 
 @dataclass(frozen=True)
@@ -95,26 +95,56 @@ def search(url: str, audio: np.ndarray, max_clients: int, packet_ms: float = 20.
     return best, trials
 
 
+def worker_pids(proc: subprocess.Popen) -> list[int]:
+    """The server process's uvicorn worker processes (children started by multiprocessing's spawn, not its
+    resource tracker; Linux /proc, [] elsewhere)."""
+    try:
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = [int(v) for v in f.read().split()]
+    except OSError:
+        return []
+    out = []
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _wait_for_workers(proc: subprocess.Popen, workers: int, deadline: float) -> None:
+    """Until `workers` worker processes exist and have had a few seconds to load their model."""
+    while len(worker_pids(proc)) < workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(5.0)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(model: Path, max_sessions: int, threads: int = 1) -> tuple[subprocess.Popen, str]:
-    """`livegesture serve` in a child process on a free loopback port; returns (process, ws url)."""
+def start_server(model: Path, max_sessions: int, threads: int = 1, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """`livegesture serve` in a child process on a free loopback port (`workers` uvicorn workers, each
+    with `threads` torch threads and `max_sessions` sessions); returns (process, ws url)."""
     import httpx
 
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.Popen([sys.executable, "-m", "livegesture", "serve", "--port", str(port), "--model", str(model),
-                             "--max-sessions", str(max_sessions), "--log-level", "warning"], env=env)
+                             "--max-sessions", str(max_sessions), "--log-level", "warning",
+                             "--workers", str(workers), "--threads", str(threads)], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with code {proc.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                if workers > 1:  # one worker answered; give the others (loading in parallel) time to finish
+                    _wait_for_workers(proc, workers, deadline)
                 return proc, f"ws://127.0.0.1:{port}/ws"
         except httpx.HTTPError:
             pass

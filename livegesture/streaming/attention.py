@@ -72,69 +72,94 @@ class _WindowAttention(StreamingModule):
         return k, v
 
     def _attend(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState, k: torch.Tensor,
-                v: torch.Tensor, k_times: torch.Tensor,
-                guard_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                v: torch.Tensor, k_times: torch.Tensor, guard_empty: bool,
+                shared: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """q (B,H,Tq,Dh) at q_times (B,Tq) over cache + new keys at k_times (B,Tk).
 
         Returns the attention output and, with `guard_empty`, a (B, Tq, 1) bool mask of
         the queries that saw at least one key (the others must be zeroed by the caller)."""
-        B, Tk = k_times.shape
-        cpos = state["pos"]
         keys = torch.cat([state["k"], k], dim=2)
         vals = torch.cat([state["v"], v], dim=2)
+        mask, seen = self._memo(shared, "mask", lambda: self._mask_concat(state, q_times, k_times, guard_empty))
+        out = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return out, seen
+
+    def _mask_concat(self, state: StreamState, q_times: torch.Tensor, k_times: torch.Tensor,
+                     guard_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, Tk = k_times.shape
+        cpos = state["pos"]
         kt = torch.cat([cpos - 1, k_times], dim=1)  # (B, C+Tk)
         valid = torch.cat([cpos > 0, torch.ones(B, Tk, dtype=torch.bool, device=cpos.device)], dim=1)
-        d = q_times[:, :, None] - kt[:, None, :]  # (B, Tq, C+Tk)
+        return self._window_mask(valid, kt, q_times, guard_empty)
+
+    def _window_mask(self, valid: torch.Tensor, kt: torch.Tensor, q_times: torch.Tensor,
+                     guard_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 1, Tq, Tk) mask of the keys at times `kt` (B, Tk) (`valid`: filled) each query sees, and
+        the guard (B, Tq, 1) of the queries that see any (the others are opened, to be zeroed)."""
+        d = q_times[:, :, None] - kt[:, None, :]  # (B, Tq, Tk)
         mask = valid[:, None, :] & (d >= 0) & (d < self.window)
         seen = None
         if guard_empty:  # a row with no visible key would be NaN: open it, zero it afterwards
             seen = mask.any(dim=-1, keepdim=True)
             mask = mask | ~seen
-        out = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask[:, None],
-                                             dropout_p=self.dropout if self.training else 0.0)
-        return out, seen
+        return mask[:, None], seen
+
+    @staticmethod
+    def _memo(shared: dict | None, key: str, make):
+        """``make()``, or its value memoised in `shared` (a per-step dict that a caller passes to every
+        layer whose ring positions and times are identical, e.g. the same attention kind in every block)."""
+        if shared is None:
+            return make()
+        if key not in shared:
+            shared[key] = make()
+        return shared[key]
 
     def _attend_ring(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState,
-                     guard_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     guard_empty: bool, shared: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`_attend` after the call's keys were already written into the ring: no concatenation
         of cache and new keys (a copy of the whole ring per call). Equal to :meth:`_attend` (up to the
         order of the softmax sum) when the write evicted no key visible to these queries."""
-        cpos = state["pos"]
-        d = q_times[:, :, None] - (cpos - 1)[:, None, :]
-        mask = (cpos > 0)[:, None, :] & (d >= 0) & (d < self.window)
-        seen = None
-        if guard_empty:
-            seen = mask.any(dim=-1, keepdim=True)
-            mask = mask | ~seen
-        out = F.scaled_dot_product_attention(q, state["k"], state["v"], attn_mask=mask[:, None],
+        def make():
+            cpos = state["pos"]
+            return self._window_mask(cpos > 0, cpos - 1, q_times, guard_empty)
+
+        mask, seen = self._memo(shared, "mask", make)
+        out = F.scaled_dot_product_attention(q, state["k"], state["v"], attn_mask=mask,
                                              dropout_p=self.dropout if self.training else 0.0)
         return out, seen
 
     def _attend_and_write(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState, k: torch.Tensor,
-                          v: torch.Tensor, k_times: torch.Tensor, write_first: bool, guard_empty: bool
-                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                          v: torch.Tensor, k_times: torch.Tensor, write_first: bool, guard_empty: bool,
+                          shared: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend over cache + this call's keys and store the keys in the ring. `write_first` (the
         caller knows the write evicts no key these queries see) writes first and attends on the ring
-        alone, which avoids concatenating the whole cache with the new keys."""
+        alone, which avoids concatenating the whole cache with the new keys. `shared`: a per-step memo
+        of the mask and write slots for layers with identical ring positions (see :meth:`_memo`)."""
         if write_first:
-            self._write(state, k, v, k_times)
-            return self._attend_ring(q, q_times, state, guard_empty=guard_empty)
-        out = self._attend(q, q_times, state, k, v, k_times, guard_empty=guard_empty)
-        self._write(state, k, v, k_times)
+            self._write(state, k, v, k_times, shared)
+            return self._attend_ring(q, q_times, state, guard_empty, shared)
+        out = self._attend(q, q_times, state, k, v, k_times, guard_empty, shared)
+        self._write(state, k, v, k_times, shared)
         return out
 
-    def _write(self, state: StreamState, k: torch.Tensor, v: torch.Tensor, k_times: torch.Tensor) -> None:
+    def _write(self, state: StreamState, k: torch.Tensor, v: torch.Tensor, k_times: torch.Tensor,
+               shared: dict | None = None) -> None:
         """Write the last min(Tk, C) keys into the ring at slot time % C."""
         B, H, Tk, Dh = k.shape
         n = min(Tk, self.capacity)
         if n == 0:
             return
-        t = k_times[:, Tk - n:]
-        slots = torch.remainder(t, self.capacity)
-        idx = slots[:, None, :, None].expand(B, H, n, Dh)
+
+        def make():
+            t = k_times[:, Tk - n:]
+            slots = torch.remainder(t, self.capacity)
+            return slots, slots[:, None, :, None].expand(B, H, n, Dh), t + 1
+
+        slots, idx, stamp = self._memo(shared, "write", make)
         state["k"].scatter_(2, idx, k[:, :, Tk - n:])
         state["v"].scatter_(2, idx, v[:, :, Tk - n:])
-        state["pos"].scatter_(1, slots, t + 1)
+        state["pos"].scatter_(1, slots, stamp)
 
     def _merge(self, out: torch.Tensor) -> torch.Tensor:
         B, H, T, Dh = out.shape
@@ -232,14 +257,19 @@ class StreamingCrossAttention(_WindowAttention):
         return n * self.query_stride + self.query_offset
 
     def step(self, x: torch.Tensor, state: StreamState, kv: torch.Tensor | None = None,
-             write_first: bool = False, kv_projected: tuple[torch.Tensor, torch.Tensor] | None = None
-             ) -> torch.Tensor:
+             write_first: bool = False, kv_projected: tuple[torch.Tensor, torch.Tensor] | None = None,
+             query_groups: int = 1) -> torch.Tensor:
         """`write_first`: the caller guarantees ``k_offset + Tk - t_first_query <= max_kv_step`` (the keys
         of this call evict no key its queries see), so the keys go into the ring before attending and
         no cache + keys concatenation is built (the model's 1-token steps: 4 frames, query at 4 tau + 3).
-        `kv_projected`: ``(k_proj(kv), v_proj(kv))`` (B, Tk, dim) computed by the caller instead of `kv`
-        (e.g. once for rows that share their key stream)."""
+        `kv_projected`: ``(k_proj(kv), v_proj(kv))`` (B, Tk, dim) computed by the caller instead of `kv`.
+        `query_groups` G: `x` (B, G*n, dim) holds G query streams of n positions each (group-major) that
+        share this key stream and its ring (e.g. the fuse's 4 region streams of one session): they all
+        sit at the session's next n query times, and the query counter advances by n."""
         B, Tq, _ = x.shape
+        if Tq % query_groups:
+            raise ValueError(f"{Tq} queries do not split into {query_groups} groups")
+        n_q = Tq // query_groups
         if kv_projected is not None:
             kv = kv_projected[0]
         if kv is None:
@@ -251,7 +281,9 @@ class StreamingCrossAttention(_WindowAttention):
         k_times = k_offset[:, None] + torch.arange(Tk, device=k_offset.device)
         k, v = self._keys(kv, k_times, kv_projected)
         if Tq > 0:
-            q_times = self.query_times(state, Tq)
+            q_times = self.query_times(state, n_q)
+            if query_groups > 1:
+                q_times = q_times.repeat(1, query_groups)
             q = self._heads(self.q_proj(x))
             if self.rope is not None:
                 q = self.rope(q, q_times)
@@ -261,7 +293,7 @@ class StreamingCrossAttention(_WindowAttention):
             out = x.new_zeros(B, 0, self.dim)
             self._write(state, k, v, k_times)
         k_offset.add_(Tk)
-        state["q_offset"].add_(Tq)
+        state["q_offset"].add_(n_q)
         return out
 
     def forward(self, x: torch.Tensor, state: StreamState | None = None,

@@ -38,12 +38,23 @@ class RotaryEmbedding(nn.Module):
         ang = positions.to(torch.float64)[..., None] * inv_freq
         return ang.cos().to(dtype), ang.sin().to(dtype)
 
+    def tables(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-width tables ``(cos|cos, -sin|sin)`` of shape (B, 1, T, Dh) for :func:`rotate`
+        (positions (B, T)), broadcast over heads: compute once, rotate every layer's q and k."""
+        cos, sin = self.cos_sin(positions, dtype)
+        return torch.cat([cos, cos], dim=-1)[:, None], torch.cat([-sin, sin], dim=-1)[:, None]
+
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.head_dim:
             raise ValueError(f"last dim {x.shape[-1]} != head_dim {self.head_dim}")
         if positions.dim() == 1:
             positions = positions[None]
-        cos, sin = self.cos_sin(positions, x.dtype)  # (B, T, Dh/2)
-        cos, sin = cos[:, None], sin[:, None]  # broadcast over heads
-        x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        return rotate(x, *self.tables(positions, x.dtype))
+
+
+def rotate(x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
+    """x (..., T, Dh) rotated with :meth:`RotaryEmbedding.tables`: ``x * cos2 + swap(x) * sin2``, where
+    swap exchanges the two halves; the same numbers as ``[x1 cos - x2 sin, x2 cos + x1 sin]``."""
+    half = x.shape[-1] // 2
+    swapped = x.unflatten(-1, (2, half)).flip(-2).flatten(-2)
+    return x * cos2 + swapped * sin2

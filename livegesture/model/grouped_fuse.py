@@ -1,0 +1,155 @@
+"""Inference path of xAR-Fuse with fused weights (the fuse's counterpart of :mod:`.grouped`).
+
+Why: at batch 1 the fuse step is a few hundred small ops, each paying Python and dispatch
+cost. Here the 4 PILOR adapters and the 4 linear classifiers become one ``baddbmm`` each, the
+temporal and spatial attention project q|k|v in one matmul, the audio keys/values of every
+block are projected in one matmul, and the RoPE tables of the step come from the experts'
+:class:`~.grouped.StepTables` (the fuse's counters advance with the experts'). Same
+parameters and state as :class:`~.fuse.XARFuse` (fused copies are a cache rebuilt when a
+parameter changes); the same math (``tests/model/test_grouped.py`` checks the whole grouped
+step against the module path). Inference only: no autograd, eval mode.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..streaming.rows import baddbmm_rows, rowwise
+from ..streaming.state import StreamState
+from .fuse import XARFuse
+from .grouped import StackedCache, StepTables, _rot
+
+
+def _cat_t(ws: list[torch.Tensor]) -> torch.Tensor:
+    """(out_i, in) weights concatenated along out: one F.linear weight."""
+    return torch.cat(ws).contiguous()
+
+
+class GroupedFuse:
+    """Fused weights of an :class:`XARFuse` and its step."""
+
+    def __init__(self, fuse: XARFuse):
+        self.fuse = fuse
+        self._cache = StackedCache([fuse])
+        self._key: tuple | None = None
+        self.w: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        key = self._cache.key()
+        if key == self._key:
+            return
+        f = self.fuse
+        w: dict[str, torch.Tensor] = {
+            "kv": _cat_t([t for b in f.blocks for t in (b.cross.k_proj.weight, b.cross.v_proj.weight)]),
+            "kvb": torch.cat([t for b in f.blocks for t in (b.cross.k_proj.bias, b.cross.v_proj.bias)]),
+        }
+        if f.pilor is not None:  # the "without PILOR" ablation has none
+            w["pilor"] = torch.stack([p.weight.t() for p in f.pilor]).contiguous()  # (R, d, d)
+            w["pilor_b"] = torch.zeros(len(f.pilor), 1, f.pilor[0].out_features, dtype=f.pilor[0].weight.dtype,
+                                       device=f.pilor[0].weight.device)
+        for i, b in enumerate(f.blocks):
+            t = b.temporal
+            if t is None:  # "without temporal attention"
+                continue
+            w[f"{i}.tqkv"] = _cat_t([t.q_proj.weight, t.k_proj.weight, t.v_proj.weight])
+            w[f"{i}.tqkvb"] = torch.cat([t.q_proj.bias, t.k_proj.bias, t.v_proj.bias])
+        self.linear_heads = all(type(c) is torch.nn.Linear for c in f.classifiers)
+        if self.linear_heads:
+            w["head"] = torch.stack([c.weight.t() for c in f.classifiers]).contiguous()  # (R, d, K)
+            w["headb"] = torch.stack([c.bias for c in f.classifiers])[:, None, :].contiguous()
+        self.w, self._key = w, key
+
+    def apply_pilor(self, h: torch.Tensor) -> torch.Tensor:
+        """h~ = h + W_r h for h (B, R, n, dim), the 4 adapters in one batched product."""
+        self.refresh()
+        if self.fuse.pilor is None:
+            return h
+        B, R, n, d = h.shape
+        hr = h.transpose(0, 1).reshape(R, B * n, d)
+        adapted = baddbmm_rows(self.w["pilor_b"], hr, self.w["pilor"]).view(R, B, n, d).transpose(0, 1)
+        return h + adapted
+
+    def step(self, h: torch.Tensor, state: StreamState, audio: torch.Tensor, tables: StepTables) -> torch.Tensor:
+        """Logits (B, R, n, K) of PILOR outputs h (B, R, n, dim) (B = sessions x guidance streams);
+        `state` the fuse's flat state, `audio` (B, 4n, d_audio), `tables` the experts' step tables."""
+        self.refresh()
+        f, w = self.fuse, self.w
+        B, R, n, d = h.shape
+        x = (F.linear(h, f.in_proj.weight, f.in_proj.bias) + f.region_emb[:, None, :].to(h.dtype)).reshape(B * R, n, d)
+        a = f.audio_norm(audio)
+        H, nb = f.blocks[0].cross.num_heads, len(f.blocks)
+        Tk = audio.shape[1]
+        # every block's audio keys and values (B, blocks, 2, H, 4n, Dh); the keys rotated at once with the
+        # experts' tables of each stream (its region-0 row)
+        kvh = _heads(F.linear(a, w["kv"], w["kvb"]), nb * 2 * H).unflatten(1, (nb, 2, H))
+        keys = kvh[:, :, 0]
+        if tables.k_rot is not None:
+            keys = _rot(keys, tuple(c.view(B, R, 1, 1, Tk, -1)[:, 0] for c in tables.k_rot))  # type: ignore[arg-type]
+        for i, block in enumerate(f.blocks):
+            st = state[f"blocks.{i}"]
+            x = x + _cross(block, st["cross"], block.norm_cross(x), keys[:, i], kvh[:, i, 1], R, n,
+                           tables)  # type: ignore[arg-type]
+            if block.temporal is not None:
+                x = x + _temporal(block, st["temporal"], block.norm_time(x), w[f"{i}.tqkv"], w[f"{i}.tqkvb"],
+                                  tables)  # type: ignore[arg-type]
+            if block.spatial is not None:
+                s = block.norm_space(x).view(B, R, n, d).transpose(1, 2).reshape(B * n, R, d)
+                s = block.spatial(s).view(B, n, R, d).transpose(1, 2).reshape(B * R, n, d)
+                x = x + s
+            x = x + block.mlp(block.norm_mlp(x))
+        x = f.norm(x).view(B, R, n, d)
+        if self.linear_heads:
+            xr = x.transpose(0, 1).reshape(R, B * n, d)
+            return baddbmm_rows(w["headb"], xr, w["head"]).view(R, B, n, -1).transpose(0, 1)
+        return torch.stack([rowwise(c, x[:, i]) for i, c in enumerate(f.classifiers)], dim=1)
+
+
+def _heads(t: torch.Tensor, H: int) -> torch.Tensor:
+    B, T, D = t.shape
+    return t.view(B, T, H, D // H).transpose(1, 2)
+
+
+def _merge(t: torch.Tensor) -> torch.Tensor:
+    B, H, T, Dh = t.shape
+    return t.transpose(1, 2).reshape(B, T, H * Dh)
+
+
+def _cross(block, st: StreamState, xn: torch.Tensor, k: torch.Tensor, v: torch.Tensor, R: int, n: int,
+           t: StepTables) -> torch.Tensor:
+    """The block's audio cross-attention: the R region streams of a session (rows of `xn` (B*R, n, d))
+    are R query groups over the session's one ring; `k` (rotated), `v` (B, H, 4n, Dh) this step's keys."""
+    layer = block.cross
+    H, d = layer.num_heads, layer.dim
+    BR = xn.shape[0]
+    B = BR // R
+    q = _heads(F.linear(xn.reshape(B, R * n, d), layer.q_proj.weight, layer.q_proj.bias), H)
+    Tk = k.shape[2]
+    # the experts' rows are (stream, region): region 0's rows give each stream's key times
+    k_times = t.k_times.view(B, R, Tk)[:, 0]
+    q_times = t.q_times.reshape(B, R * n)
+    if t.q_rot is not None:
+        q = _rot(q, tuple(c.reshape(B, 1, R * n, -1) for c in t.q_rot))  # type: ignore[arg-type]
+    att, seen = layer._attend_and_write(q, q_times, st, k, v, k_times, n == 1, guard_empty=True,
+                                        shared=t.shared("fuse_cross"))
+    st["k_offset"].add_(Tk)  # type: ignore[union-attr]
+    st["q_offset"].add_(n)  # type: ignore[union-attr]
+    out = F.linear(_merge(att), layer.out_proj.weight, layer.out_proj.bias).masked_fill(~seen, 0.0)
+    return out.view(BR, n, d)
+
+
+def _temporal(block, st: StreamState, xn: torch.Tensor, wqkv: torch.Tensor, bqkv: torch.Tensor,
+              t: StepTables) -> torch.Tensor:
+    """The block's per-region temporal self-attention on rows (B*R, n, d) (the experts' row order, so
+    it shares the experts' token-ring masks and write slots)."""
+    layer = block.temporal
+    H = layer.num_heads
+    n = xn.shape[1]
+    qkvh = _heads(F.linear(xn, wqkv, bqkv), 3 * H)  # (B*R, 3H, n, Dh)
+    qk = _rot(qkvh[:, :2 * H], t.pos_rot)
+    q, k, v = qk[:, :H], qk[:, H:], qkvh[:, 2 * H:]
+    out, _ = layer._attend_and_write(q, t.pos, st, k, v, t.pos, n <= layer.max_step, guard_empty=False,
+                                     shared=t.shared("token"))
+    st["offset"].add_(n)  # type: ignore[union-attr]
+    return F.linear(_merge(out), layer.out_proj.weight, layer.out_proj.bias)

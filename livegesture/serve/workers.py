@@ -1,0 +1,40 @@
+"""``livegesture serve --workers N``: N server processes on one port (uvicorn's worker model).
+
+uvicorn's supervisor binds the port once and starts N worker processes that accept on the same
+socket, so the kernel spreads connections over them; each worker imports this module's
+:func:`app_from_env` (uvicorn needs an import string, not an object) and serves its own
+:class:`~livegesture.engine.SessionPool` with its own model copy and torch threads. Settings
+travel in environment variables, since the workers are fresh processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["ENV_MODEL", "ENV_MAX_SESSIONS", "ENV_THREADS", "app_from_env", "worker_env"]
+
+ENV_MODEL = "LIVEGESTURE_SERVE_MODEL"            # model file ("" = the bundled demo model)
+ENV_MAX_SESSIONS = "LIVEGESTURE_SERVE_MAX_SESSIONS"  # sessions per worker
+ENV_THREADS = "LIVEGESTURE_SERVE_THREADS"        # torch intra-op threads per worker (0 = torch's default)
+
+
+def worker_env(model: str | os.PathLike | None, max_sessions: int, threads: int) -> dict[str, str]:
+    """The environment variables :func:`app_from_env` reads."""
+    return {ENV_MODEL: "" if model is None else os.fspath(model), ENV_MAX_SESSIONS: str(int(max_sessions)),
+            ENV_THREADS: str(int(threads))}
+
+
+def app_from_env():
+    """The ASGI app of one worker, configured by :func:`worker_env`'s variables."""
+    import torch
+
+    from ..engine import LiveGesture
+    from .app import create_app
+    from .config import ServerConfig
+
+    threads = int(os.environ.get(ENV_THREADS, "0"))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    model = os.environ.get(ENV_MODEL, "")
+    engine = LiveGesture.load(model) if model else LiveGesture.load()
+    return create_app(engine, ServerConfig(max_sessions=int(os.environ.get(ENV_MAX_SESSIONS, "32"))))

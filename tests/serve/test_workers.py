@@ -1,0 +1,44 @@
+"""``livegesture serve --workers N``: N uvicorn worker processes on one port, each with its own pool,
+and every client still gets exactly LiveGesture.generate's frames."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from livegesture import LiveGestureError
+from livegesture.cli import app
+from livegesture.serve.bench import start_server, worker_pids
+from livegesture.serve.client import stream_audio
+
+from ..test_engine import audio_of, model, model_path  # noqa: F401  (fixtures)
+from .conftest import pcm16_exact
+
+
+def test_two_workers_on_one_port_serve_exact_frames(model, model_path):
+    proc, url = start_server(model_path, max_sessions=4, threads=1, workers=2)
+    try:
+        pids = worker_pids(proc)
+        assert len(pids) == 2 and proc.pid not in pids  # the supervisor and two worker processes
+        audios = [pcm16_exact(audio_of(1.2 + 0.2 * i, seed=30 + i)) for i in range(6)]
+
+        async def run():
+            return await asyncio.gather(*(stream_audio(url, a, seed=i, packet_ms=40, realtime=False)
+                                          for i, a in enumerate(audios)))
+
+        for i, (a, r) in enumerate(zip(audios, asyncio.run(run()))):
+            ref = model.generate(a, seed=i)
+            assert len(r.motion) == len(ref) > 0
+            np.testing.assert_array_equal(r.motion.poses, ref.poses)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_bad_worker_options_are_user_errors(model_path):
+    for args in (["serve", "--workers", "0"], ["bench-server", "--workers", "1,x"]):
+        res = CliRunner().invoke(app, [*args, "--model", str(model_path)])
+        assert isinstance(res.exception, LiveGestureError) and "--workers" in str(res.exception)  # -> exit 2
