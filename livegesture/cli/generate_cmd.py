@@ -34,9 +34,15 @@ def generate_cmd(
     from ..data.audio import SAMPLE_RATE, load_audio
     from ..engine import LiveGesture
     from ..motion import Motion
+    from .checks import distinct_outputs, speech_long_enough, writable_output
 
+    distinct_outputs(out=out, bvh=bvh, video=video)
+    for what, path in (("--out", out), ("--bvh", bvh), ("--video", video)):
+        if path is not None:
+            writable_output(path, what, inputs=(speech,))
     lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
     audio = load_audio(speech, SAMPLE_RATE)
+    speech_long_enough(audio, speech)
     from ..smoothing import SmoothingConfig
 
     session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE, smoothing=SmoothingConfig(smooth))

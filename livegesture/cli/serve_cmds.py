@@ -9,6 +9,8 @@ import typer
 
 from .app import app
 
+TOKEN_ENV = "LIVEGESTURE_TOKEN"
+
 
 def _load(model: Optional[Path]):
     from ..engine import LiveGesture
@@ -22,41 +24,84 @@ def serve_cmd(
     port: int = typer.Option(8000, help="TCP port"),
     model: Optional[Path] = typer.Option(None, help="model file (default: the bundled demo model)"),
     max_sessions: int = typer.Option(32, help="concurrent sessions served by the one batched model"),
+    token: Optional[str] = typer.Option(None, envvar=TOKEN_ENV, show_envvar=True,
+                                        help="clients must present this token (Authorization: Bearer, or "
+                                             "?token= for browsers); prefer the environment variable"),
+    allow_origin: Optional[list[str]] = typer.Option(
+        None, help="browser origin allowed to open a WebSocket, e.g. https://app.example.org (repeatable; "
+                   "'*': any). Default: this server's own origin, or any origin when a token is set"),
+    public_metrics: bool = typer.Option(False, "--public-metrics", help="serve /metrics without the token"),
+    max_sessions_per_client: Optional[int] = typer.Option(
+        None, help="sessions one client address may hold at once (default: no limit)"),
+    max_session_seconds: Optional[float] = typer.Option(
+        None, help="close a session after this many seconds (default: no limit)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Serve the model over WebSocket (/ws, protocol in docs/protocol.md), with /health, /metrics
-    and a live 3D viewer at http://HOST:PORT/ ."""
-    from ..serve.config import ServerConfig
-    from ..serve.runner import serve
+    and a live 3D viewer at http://HOST:PORT/ . On a network: docs/deploy.md (token, TLS, limits)."""
+    from pydantic import ValidationError
 
+    from ..errors import ConfigError
+    from ..serve.config import ServerConfig
+    from ..serve.runner import listen_socket, serve
+
+    try:
+        config = ServerConfig(max_sessions=max_sessions, token=token, public_metrics=public_metrics,
+                              allowed_origins=tuple(allow_origin) if allow_origin else None,
+                              max_sessions_per_client=max_sessions_per_client,
+                              max_session_seconds=max_session_seconds)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from None
+    sock = listen_socket(host, port)  # a busy port fails here, before the model loads
     engine = _load(model)
-    typer.echo(f"LiveGesture server on http://{host}:{port}/ (WebSocket ws://{host}:{port}/ws)")
-    serve(engine, host, port, ServerConfig(max_sessions=max_sessions), log_level)
+    typer.echo(f"LiveGesture server on http://{host}:{port}/ (WebSocket ws://{host}:{port}/ws)"
+               f"{'; clients need the token' if token else ''}")
+    serve(engine, host, port, config, log_level, sock=sock)
 
 
 @app.command("stream-file")
 def stream_file_cmd(
     speech: Path = typer.Argument(..., help="speech audio file (any rate, channels, sample type)"),
-    url: str = typer.Option("ws://127.0.0.1:8000/ws", help="server WebSocket URL"),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="motion npz to write (default SPEECH.npz)"),
+    url: str = typer.Option("ws://127.0.0.1:8000/ws", help="server URL (ws://, wss://, or the http(s):// "
+                                                              "address the server prints)"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="motion npz to write (default: none, only "
+                                                                 "the latency is printed)"),
     seed: int = typer.Option(0, help="sampling seed"),
     packet_ms: float = typer.Option(20.0, help="audio per WebSocket message (ms)"),
     realtime: bool = typer.Option(True, help="pace the packets in real time (--no-realtime: as fast as possible)"),
-    fmt: str = typer.Option("pcm16", "--format", help="pcm16 or f32"),
+    fmt: str = typer.Option("pcm16", "--format",
+                            help="pcm16 (16-bit, what microphones give; the samples are rounded to 16 bits, so "
+                                 "the motion can differ from 'generate' on float or 24-bit audio) or f32 "
+                                 "(float32: exactly the frames of 'generate' for the same file and seed)"),
+    token: Optional[str] = typer.Option(None, envvar=TOKEN_ENV, show_envvar=True,
+                                        help="the server's access token, if it has one"),
 ) -> None:
-    """Stream a speech file to a running server in real time and save the motion that comes back."""
-    from ..serve.client import stream_file
+    """Stream a speech file to a running server in real time; print the latency, save the motion with -o."""
+    from ..data.audio import SAMPLE_RATE, load_audio
+    from ..errors import LiveGestureError
+    from ..serve.client import stream_audio_sync, ws_url
+    from .checks import speech_long_enough, writable_output
 
     if not speech.is_file():
         raise typer.BadParameter(f"no such file: {speech}", param_hint="SPEECH")
-    url = url if url.rstrip("/").endswith("/ws") else url.rstrip("/") + "/ws"
-    res = stream_file(speech, url, seed=seed, packet_ms=packet_ms, realtime=realtime, fmt=fmt)
-    out = out or speech.with_suffix(".npz")
-    res.motion.save(out)
+    if fmt not in ("pcm16", "f32"):
+        raise LiveGestureError(f"--format must be pcm16 or f32, got {fmt!r}")
+    if out is not None:
+        writable_output(out, "--out", inputs=(speech,))
+    url = ws_url(url)
+    audio = load_audio(speech, SAMPLE_RATE)
+    speech_long_enough(audio, speech)
+    res = stream_audio_sync(url, audio, sample_rate=SAMPLE_RATE, seed=seed, packet_ms=packet_ms,
+                            realtime=realtime, fmt=fmt, token=token)
+    if out is not None:
+        res.motion.save(out)
     p = res.latency_percentiles()
-    typer.echo(f"wrote {out} ({len(res.motion)} frames, {res.motion.duration:.2f} s of motion for "
-               f"{res.audio_seconds:.2f} s of audio in {res.wall_seconds:.2f} s); latency p50 {1000 * p[50]:.0f} ms, "
-               f"p95 {1000 * p[95]:.0f} ms, p99 {1000 * p[99]:.0f} ms")
+    latency = (f"latency p50 {1000 * p[50]:.0f} ms, p95 {1000 * p[95]:.0f} ms, p99 {1000 * p[99]:.0f} ms"
+               if len(res.latencies) else "no frame latency measured")
+    typer.echo(f"{f'wrote {out}' if out is not None else 'received'} ({len(res.motion)} frames, "
+               f"{res.motion.duration:.2f} s of motion for {res.audio_seconds:.2f} s of audio in "
+               f"{res.wall_seconds:.2f} s); {latency}{'' if out is not None else ' (no -o: nothing saved)'}")
     for w in res.warnings:
         typer.echo(f"server: {w}", err=True)
 

@@ -3,14 +3,36 @@ background thread on a free loopback port (tests, ``bench-server``)."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
 
 from ..engine import LiveGesture
+from ..errors import LiveGestureError
 from .config import ServerConfig
+from .security import RedactTokens
 
-__all__ = ["ServerThread", "serve"]
+__all__ = ["ServerThread", "listen_socket", "serve"]
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, made before the model loads: a busy port or an unknown host is
+    one clear error instead of uvicorn's after the start-up banner."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise LiveGestureError(f"--host {host}: not an address of this machine ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart at once after a stop
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        hint = "; another program is listening there (choose another --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise LiveGestureError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    return sock
 
 
 def _uvicorn_config(app, config: ServerConfig, host: str, port: int, log_level: str):
@@ -18,20 +40,23 @@ def _uvicorn_config(app, config: ServerConfig, host: str, port: int, log_level: 
 
     # uvicorn refuses WebSocket messages above ws_max_size at the protocol level (close 1009);
     # our own, clearer check (max_packet_bytes) runs first for anything up to twice the limit
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", ws="websockets-sansio",
-                          ws_max_size=2 * max(config.max_packet_bytes, config.max_text_bytes),
-                          ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=5)
+    cfg = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", ws="websockets-sansio",
+                         ws_max_size=2 * max(config.max_packet_bytes, config.max_text_bytes),
+                         ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=5)
+    RedactTokens.install()  # after uvicorn configured its loggers: no ?token= in the logs
+    return cfg
 
 
 def serve(engine: LiveGesture, host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None,
-          log_level: str = "info") -> None:
-    """Serve until interrupted."""
+          log_level: str = "info", sock: socket.socket | None = None) -> None:
+    """Serve until interrupted (on `sock` when given: see :func:`listen_socket`)."""
     import uvicorn
 
     from .app import create_app
 
     config = config or ServerConfig()
-    uvicorn.Server(_uvicorn_config(create_app(engine, config), config, host, port, log_level)).run()
+    sock = sock or listen_socket(host, port)
+    uvicorn.Server(_uvicorn_config(create_app(engine, config), config, host, port, log_level)).run(sockets=[sock])
 
 
 class ServerThread:
