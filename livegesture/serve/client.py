@@ -54,7 +54,8 @@ def _connect_error(url: str, exc: BaseException) -> ServerError:
     if status is not None:
         body = getattr(exc.response, "body", b"") or b""
         why = body.decode(errors="replace").strip()[:200]
-        hint = " (no LiveGesture WebSocket at this path? it is /ws)" if status in (403, 404) else ""
+        hint = {403: " (the token is missing or wrong, the Origin is not allowed, or the path is not /ws)",
+                404: " (no LiveGesture WebSocket at this path: it is /ws)"}.get(status, "")
         return ServerError(f"{url}: the server refused the connection: HTTP {status}"
                            f"{': ' + why if why else hint}")
     if isinstance(exc, ConnectionRefusedError):

@@ -29,6 +29,8 @@ from starlette.websockets import WebSocket
 
 from .config import ServerConfig
 
+log = logging.getLogger("livegesture.serve")
+
 __all__ = ["AccessPolicy", "RedactTokens", "normalise_origin"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -110,12 +112,12 @@ class AccessPolicy:
 
     @staticmethod
     async def refuse(websocket: WebSocket, reason: str) -> None:
-        """HTTP 403 with the reason as its body; servers without the denial-response extension send
-        their own 403 for a close before accept (code 1008 where a close frame is shown)."""
-        if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(PlainTextResponse(reason, 403))
-        else:
-            await websocket.close(1008, reason[:120])
+        """A close before accept: the server answers the upgrade with a bare HTTP 403 (the
+        WebSocket never opens). The reason goes to the server log only: uvicorn's denial-response
+        path (a 403 with a body) logs a spurious 'returned without completing handshake' error for
+        every refusal."""
+        log.info("refused a WebSocket from %s: %s", AccessPolicy.client_of(websocket), reason)
+        await websocket.close(1008)
 
     # ------------------------------------------------------------------ sessions per client
     @staticmethod
