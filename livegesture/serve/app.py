@@ -170,7 +170,7 @@ async def _serve(websocket: WebSocket, sched: Scheduler, s: LiveSession, config:
     sender = asyncio.create_task(_send_loop(websocket, sched, s, config, metrics))
     failed = asyncio.create_task(s.failed.wait())
     expired = asyncio.create_task(asyncio.sleep(config.max_session_seconds or float("inf")))
-    pending = {reader, sender, failed, expired}
+    pending, done = {reader, sender, failed, expired}, set()
     try:
         while True:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -187,9 +187,14 @@ async def _serve(websocket: WebSocket, sched: Scheduler, s: LiveSession, config:
                     await asyncio.wait_for(websocket.close(1000), 2.0)
                 return
     finally:
-        for t in (reader, sender, failed, expired):
+        tasks = (reader, sender, failed, expired)
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(reader, sender, failed, expired, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # an exception leaving this frame keeps it in its traceback, and the frame's tasks keep
+        # their own exceptions and tracebacks: drop them, or every failed session (its socket,
+        # WebSocket and deflate state) waits in a reference cycle for a full garbage collection
+        del reader, sender, failed, expired, tasks, pending, done
 
 
 async def _read_loop(websocket: WebSocket, sched: Scheduler, s: LiveSession, config: ServerConfig) -> None:
@@ -243,6 +248,10 @@ async def _send_loop(websocket: WebSocket, sched: Scheduler, s: LiveSession, con
             raise ClientError(f"client reads too slowly: one send blocked more than {config.send_timeout:g} s; "
                               "session closed", 1008, kind=None) from None
         except Exception as exc:  # the client is gone
+            # the error's traceback holds wait_for's frame, which holds the task that holds the
+            # error: a cycle that would keep this frame (and the session's queued frames) alive
+            # until a full garbage collection
+            exc.__traceback__ = None
             raise WebSocketDisconnect(1006) from exc
         if is_frame:
             metrics.frame_sent(None if arrived is None else time.monotonic() - arrived)

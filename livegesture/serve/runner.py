@@ -4,6 +4,7 @@ background thread on a free loopback port (tests, ``bench-server``)."""
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 import threading
 import time
@@ -56,7 +57,15 @@ def serve(engine: LiveGesture, host: str = "127.0.0.1", port: int = 8000, config
 
     config = config or ServerConfig()
     sock = sock or listen_socket(host, port)
-    uvicorn.Server(_uvicorn_config(create_app(engine, config), config, host, port, log_level)).run(sockets=[sock])
+    server = uvicorn.Server(_uvicorn_config(create_app(engine, config), config, host, port, log_level))
+    # the model, torch and the imports are ~400k long-lived objects: Python's full collections wait
+    # until a quarter as many again have survived, so the reference cycles that ended connections
+    # leave (each holding its socket state and queued frames) piled up between them (RSS +2 MiB
+    # per 50 hostile connections). Frozen, they are skipped: full collections come often and are
+    # short (docs/deploy.md §5).
+    gc.collect()
+    gc.freeze()
+    server.run(sockets=[sock])
 
 
 class ServerThread:
