@@ -194,7 +194,7 @@ class Scheduler:
                 await self._call(self.pool.close, s.sid)
                 self.released += 1
                 # idle, or every 64 sessions when the start-up objects are frozen (livegesture serve:
-                # a full collection then takes ~0 ms instead of ~0.4 s): see _trim_heap
+                # a full collection then takes milliseconds instead of ~0.4 s): see _trim_heap
                 if not self.sessions or (self.released % 64 == 0 and gc.get_freeze_count()):
                     await self._call(_trim_heap)
             self.metrics.session_closed()
