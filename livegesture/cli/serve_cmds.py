@@ -73,7 +73,7 @@ def stream_file_cmd(
     fmt: str = typer.Option("pcm16", "--format",
                             help="pcm16 (16-bit, what microphones give; the samples are rounded to 16 bits, so "
                                  "the motion can differ from 'generate' on float or 24-bit audio) or f32 "
-                                 "(float32: exactly the frames of 'generate' for the same file and seed)"),
+                                 "(float32: the frames of 'generate' for the same file and seed, to float rounding)"),
     token: Optional[str] = typer.Option(None, envvar=TOKEN_ENV, show_envvar=True,
                                         help="the server's access token, if it has one"),
 ) -> None:

@@ -52,8 +52,8 @@ def _connect_error(url: str, exc: BaseException) -> ServerError:
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is not None:
-        body = getattr(exc.response, "body", b"") or b""
-        why = body.decode(errors="replace").strip()[:200]
+        body = (getattr(exc.response, "body", b"") or b"").decode(errors="replace").strip()
+        why = body.splitlines()[0][:200] if body and not body.startswith("<") else ""  # not a proxy's HTML page
         hint = {403: " (the token is missing or wrong, the Origin is not allowed, or the path is not /ws)",
                 404: " (no LiveGesture WebSocket at this path: it is /ws)"}.get(status, "")
         return ServerError(f"{url}: the server refused the connection: HTTP {status}"
@@ -104,7 +104,8 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
     the connection could not be made. `token`: the server's access token (sent as a Bearer header).
 
     With ``fmt="pcm16"`` the samples are rounded to 16 bits on the way, so the frames equal
-    ``generate`` on the rounded audio; ``fmt="f32"`` sends float32 and gives exactly ``generate``'s."""
+    ``generate``'s on the rounded audio; ``fmt="f32"`` sends float32 and gives ``generate``'s on the
+    audio itself (to float rounding: the server batches sessions in one model call)."""
     import websockets
 
     x = np.asarray(audio, np.float32)

@@ -20,15 +20,13 @@ __all__ = ["ServerThread", "listen_socket", "serve"]
 def listen_socket(host: str, port: int) -> socket.socket:
     """A socket bound to host:port, made before the model loads: a busy port or an unknown host is
     one clear error instead of uvicorn's after the start-up banner."""
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise LiveGestureError(f"--host {host}: not an address of this machine ({exc})") from None
-    sock = socket.socket(family, kind, proto)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)  # as uvicorn binds
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart at once after a stop
     try:
-        sock.bind(addr)
+        sock.bind((host, port))
+    except (socket.gaierror, UnicodeError) as exc:
+        sock.close()
+        raise LiveGestureError(f"--host {host}: not an address of this machine ({exc})") from None
     except OSError as exc:
         sock.close()
         hint = "; another program is listening there (choose another --port)" if exc.errno == errno.EADDRINUSE else ""
