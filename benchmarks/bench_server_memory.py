@@ -2,11 +2,13 @@
 50 hostile connections (garbage, NaN audio, disconnects, aborts, odd byte counts) interleaved
 with 2 real clients (--hostile / --real change the mix), and how far the real clients' frames move from round 0.
 
-    python benchmarks/bench_server_memory.py --model MODEL.safetensors [--rounds 16]
+    python benchmarks/bench_server_memory.py --model MODEL.safetensors [--rounds 16] [--hold]
 
 Without --model a demo-size model with random weights is written to a temporary file (the
 server's memory does not depend on the weights). Printed per round: the server's RSS (MiB) one
 second after the round, its open file descriptors, max |poses - round 0| of the real clients, and client-side errors.
+The server goes idle between rounds (and then collects and trims its memory) unless --hold keeps one
+more session open through every round, as under continuous load.
 """
 
 from __future__ import annotations
@@ -47,12 +49,36 @@ def random_demo_model(path: Path) -> Path:
     return path
 
 
+def _hold(url: str) -> None:
+    """One session streaming silence at about real time for as long as the process runs."""
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    try:
+        with connect(url) as ws:
+            ws.send(json.dumps({"type": "start", "format": "f32"}))
+            ws.recv()
+            while True:
+                ws.send(np.zeros(1600, "<f4").tobytes())
+                time.sleep(0.1)
+                try:
+                    while True:
+                        ws.recv(timeout=0)
+                except TimeoutError:
+                    pass
+    except (ConnectionClosed, OSError):
+        return  # the server stopped (the end of the benchmark, or a failure the rounds show)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path)
     ap.add_argument("--rounds", type=int, default=16)
     ap.add_argument("--hostile", type=int, default=50)
     ap.add_argument("--real", type=int, default=2, help="real clients per round")
+    ap.add_argument("--hold", action="store_true", help="keep one session open through every round")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     model = args.model or random_demo_model(Path(tmp.name) / "demo_random.safetensors")
@@ -69,8 +95,15 @@ def main() -> None:
                                    *(_hostile(url, i) for i in range(args.hostile)), return_exceptions=True)
         return out[:args.real], [o for o in out if isinstance(o, BaseException)]
 
+    held = None
+    if args.hold:
+        import threading
+
+        held = threading.Thread(target=_hold, args=(url,), daemon=True)
+        held.start()
+        time.sleep(2.0)
     try:
-        print(f"server RSS after start: {rss()} MiB")
+        print(f"server RSS after start: {rss()} MiB{' (one session held open)' if args.hold else ''}")
         ref = None
         for k in range(args.rounds):
             real, errors = asyncio.run(one_round())
@@ -82,7 +115,8 @@ def main() -> None:
             diff = max(float(np.abs(p - q).max()) for p, q in zip(poses, ref))
             fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
             print(f"round {k:2d}: server RSS {rss()} MiB   open fds {fds}   real clients max |poses - round 0| "
-                  f"{diff:.2e}   client-side errors {len(errors)}")
+                  f"{diff:.2e}   client-side errors {len(errors)}"
+                  f"{'' if held is None else '   held session open' if held.is_alive() else '   HELD SESSION ENDED'}")
     finally:
         proc.terminate()
         proc.wait()

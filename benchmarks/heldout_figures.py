@@ -1,8 +1,10 @@
 """Held-out figures of a trained model file on a data folder (issue 4's checks).
 
 Prints: held-out token NLL of the experts alone, of the fuse, and of the fuse with the
-audio condition dropped; BC of motion generated from held-out audio vs BC of a real
-clip of the same length that belongs to *other* audio (a random real clip); L1div.
+audio condition dropped; BC and L1div of motion generated from held-out audio, through
+exactly the code of ``livegesture evaluate`` (the model file's sampling config, one
+``livegesture evaluate --ids ID --seed S`` per seed: the same figures), beside BC of a real clip
+of the same length that belongs to *other* audio (a random real clip).
 
     python benchmarks/heldout_figures.py --model MODEL --data DIR --heldout ID --other ID
 """
@@ -17,6 +19,7 @@ import torch
 from livegesture.body import forward_kinematics
 from livegesture.bundle import ModelBundle
 from livegesture.data import find_clips, load_clip
+from livegesture.evaluate import evaluate_model
 from livegesture.metrics import beat_consistency, l1_diversity
 from livegesture.metrics.evaluate import find_mean_vel, load_mean_vel
 from livegesture.train.ar_stage import heldout_token_nll, make_datasets
@@ -74,14 +77,10 @@ def main() -> None:
     mvp = find_mean_vel(a.data)
     mv = load_mean_vel(mvp) if mvp else None
     audio = held.audio
-    bcs, divs = [], []
-    for seed in range(a.seeds):
-        toks = b.model.generate_tokens(torch.from_numpy(audio)[None], seed=seed)
-        m = b.tokens_to_motion(toks[0])
-        j = forward_kinematics(m, zero_trans=True)
-        bcs.append(beat_consistency(j, audio, 16000, mean_vel=mv))
-        divs.append(l1_diversity([j]))
-    n = len(m)
+    runs = [evaluate_model(a.model, a.data, ids=[a.heldout], seed=seed, progress=False) for seed in range(a.seeds)]
+    bcs = [r["rows"]["generated"]["bc"] for r in runs]
+    divs = [r["rows"]["generated"]["l1div"] for r in runs]
+    n = runs[0]["frames"]
     rng = np.random.default_rng(0)
     rand_bc = []
     for _ in range(5):
@@ -90,9 +89,10 @@ def main() -> None:
         rand_bc.append(beat_consistency(forward_kinematics(real, zero_trans=True), audio[:int(len(real) / 30 * 16000)],
                                         16000, mean_vel=mv))
     gt = forward_kinematics(held.motion[:n], zero_trans=True)
-    print(f"generated from {a.heldout} audio ({n} frames, seeds 0..{a.seeds - 1}): "
+    print(f"generated from {a.heldout} audio ({n} frames, seeds 0..{a.seeds - 1}, sampling {runs[0]['sampling']}): "
           f"BC {np.mean(bcs):.4f} (per seed {', '.join(f'{x:.4f}' for x in bcs)}), "
-          f"L1div {np.mean(divs):.3f}")
+          f"L1div {np.mean(divs):.3f} (per seed {', '.join(f'{x:.3f}' for x in divs)}); per seed the same as "
+          f"`livegesture evaluate --model {a.model} --data {a.data} --ids {a.heldout} --seed S`")
     print(f"random real clip ({a.other}, 5 random {n}-frame crops) with that audio: BC {np.mean(rand_bc):.4f} "
           f"(min {np.min(rand_bc):.4f}, max {np.max(rand_bc):.4f})")
     print(f"ground truth of {a.heldout}: BC {beat_consistency(gt, audio, 16000, mean_vel=mv):.4f}, "

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 import safetensors
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .errors import CheckpointError
 
@@ -37,7 +37,11 @@ def save_model_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], k
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
               "meta": json.dumps({**meta, "versions": versions()})}
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=header)
+    # written by Python, not safetensors' save_file: that one creates its file with mode 0600, while a
+    # model file is meant to be shared like any other output (mode 0666 less the umask)
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
     return path
 

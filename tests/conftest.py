@@ -31,3 +31,19 @@ def beat2_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args)`` runs ``livegesture ARGS`` in this process as the console script does and
+    returns (exit code, stdout, stderr): user mistakes must give code 2 and one line."""
+    from livegesture.cli import main
+
+    def run(*args) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out = capsys.readouterr()
+        return exc.value.code or 0, out.out, out.err
+
+    return run

@@ -144,3 +144,52 @@ def test_unwritable_output_is_one_line_exit_2(model_path, tmp_path):  # noqa: F8
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write the glTF file" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "m.npz").exists()
+
+
+def _one_line_error(code: int, err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("livegesture: error: "), (code, err)
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def test_speech_shorter_than_one_token_is_a_one_line_error(cli, model_path, tmp_path):  # noqa: F811
+    """Under 133 ms of audio no token completes: refused with one line whatever the outputs asked for."""
+    from livegesture.engine import token_end_sample
+
+    wav = tmp_path / "short.wav"
+    sf.write(wav, synthetic_audio(1.0, seed=1)[0][: token_end_sample(0) - 1], 16000)
+    for extra in ([], ["--bvh", tmp_path / "s.bvh"], ["--video", tmp_path / "s.mp4"]):
+        code, _, err = cli("generate", wav, "-o", tmp_path / "s.npz", "--model", model_path, *extra)
+        _one_line_error(code, err, "short.wav", "shorter than one motion token")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.wav"]  # nothing written
+    # exactly one token of audio is enough: 4 frames
+    sf.write(wav, synthetic_audio(1.0, seed=1)[0][: token_end_sample(0)], 16000)
+    code, out, _ = cli("generate", wav, "-o", tmp_path / "s.npz", "--model", model_path)
+    assert code == 0 and "(4 frames" in out
+
+
+def test_output_paths_are_checked_before_the_work(cli, model_path, tmp_path, monkeypatch):  # noqa: F811
+    import livegesture.engine as engine
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, synthetic_audio(1.0, seed=2)[0], 16000)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir.npz").mkdir()
+
+    def no_work(*a, **k):
+        raise AssertionError("the model was loaded before the output paths were checked")
+
+    monkeypatch.setattr(engine.LiveGesture, "load", no_work)
+    bad = {
+        ("-o", tmp_path / "a_file" / "x.npz"): "is a file, not a folder",
+        ("-o", tmp_path / "a_dir.npz"): "is a folder",
+        ("-o", "/proc/livegesture-x.npz"): "cannot write in /proc",
+        ("-o", wav): "is the input file",
+        ("-o", tmp_path / "ok.npz", "--bvh", tmp_path / "a_file" / "x.bvh"): "--bvh",
+        ("-o", tmp_path / "ok.npz", "--video", tmp_path / "a_file" / "x.mp4"): "--video",
+        ("-o", tmp_path / "same", "--bvh", tmp_path / "same"): "are the same file",
+    }
+    for args, words in bad.items():
+        code, _, err = cli("generate", wav, *args, "--model", model_path)
+        _one_line_error(code, err, words)
+    assert not (tmp_path / "ok.npz").exists() and not (tmp_path / "same").exists()

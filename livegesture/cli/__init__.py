@@ -11,10 +11,10 @@ from . import metrics_cmds  # noqa: F401  (registers commands)
 from . import live_cmd, serve_cmds  # noqa: F401  (registers commands)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: expected user errors print one line, no traceback, exit code 2."""
     try:
-        app()
+        app(args=argv, prog_name="livegesture")
     except LiveGestureError as exc:
         print(f"livegesture: error: {exc}", file=sys.stderr)
         sys.exit(2)

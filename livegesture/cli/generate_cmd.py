@@ -41,10 +41,11 @@ def generate_cmd(
 
     from ..data.audio import SAMPLE_RATE, load_audio
     from ..engine import LiveGesture
-    from ..export import bvh_scale, check_output_path
+    from ..export import bvh_scale, check_output_path, distinct_outputs
     from ..export.fbx import require_blender
     from ..errors import ConfigError
     from ..motion import Motion
+    from .checks import speech_long_enough
 
     try:
         bvh_scale(bvh_units)
@@ -52,12 +53,14 @@ def generate_cmd(
         raise ConfigError(f"--bvh-units: {exc}") from None
     if fbx is not None:
         require_blender()
-    for path, what in ((out, "motion npz"), (bvh, "BVH file"), (glb, "glTF file"), (fbx, "FBX file"),
-                       (video, "video")):
+    distinct_outputs(out=out, bvh=bvh, glb=glb, fbx=fbx, video=video)
+    for path, what in ((out, "motion npz (--out)"), (bvh, "BVH file (--bvh)"), (glb, "glTF file (--glb)"),
+                       (fbx, "FBX file (--fbx)"), (video, "video (--video)")):
         if path is not None:
-            check_output_path(path, what)
+            check_output_path(path, what, inputs=(speech,))
     lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
     audio = load_audio(speech, SAMPLE_RATE)
+    speech_long_enough(audio, speech)
     from ..smoothing import SmoothingConfig
 
     session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE, smoothing=SmoothingConfig(smooth))

@@ -5,10 +5,10 @@ from .bvh import BVH_UNITS, CHANNEL_ORDERS, bvh_euler_angles, bvh_scale, write_b
 from .fbx import BlenderMissingError, blender_available, write_fbx
 from .gltf import gltf_bytes, write_gltf
 from .npz import write_npz
-from .paths import check_output_path
+from .paths import check_output_path, distinct_outputs
 from .video import Camera, clip_cameras, facing_yaw_deg, render_frame, render_frames, render_video
 
 __all__ = ["BVH_UNITS", "BlenderMissingError", "CHANNEL_ORDERS", "Camera", "blender_available",
-           "bvh_euler_angles", "bvh_scale", "check_output_path", "clip_cameras", "facing_yaw_deg",
+           "bvh_euler_angles", "bvh_scale", "check_output_path", "distinct_outputs", "clip_cameras", "facing_yaw_deg",
            "gltf_bytes", "render_frame", "render_frames", "render_video", "write_bvh", "write_fbx",
            "write_gltf", "write_npz"]

@@ -45,6 +45,10 @@ def write_fbx(motion, path: str | os.PathLike, skeleton: Skeleton | None = None,
     """Write `motion` as FBX (skeleton, mannequin and baked animation at ``motion.fps``)."""
     require_blender()
     path = check_output_path(path, "FBX file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write the FBX file {path}: {exc.strerror or exc}") from None
     script = Path(__file__).with_name("blender_fbx.py")
     with tempfile.TemporaryDirectory(prefix="livegesture-fbx-") as tmp:
         glb = write_gltf(motion, Path(tmp) / "motion.glb", skeleton=skeleton, root_in_place=root_in_place)

@@ -397,14 +397,14 @@ class LiveGestureModel(nn.Module):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate_tokens(self, audio: torch.Tensor, seed: int | Sequence[int] = 0,
-                        sampling: SamplingConfig | None = None, words: torch.Tensor | None = None
-                        ) -> torch.Tensor:
+    def generate_tokens(self, audio: torch.Tensor, seed: int | Sequence[int] = 0, *,
+                        sampling: SamplingConfig, words: torch.Tensor | None = None) -> torch.Tensor:
         """Offline generation: tokens (B, R, T), T = frames // 4 of audio (B, S), by exactly the
         streaming loop (audio encoder step, then one :meth:`step` per token). `seed`: one per
         session, or one int used by every session (each session's stream is then what it would
-        be alone with that seed)."""
-        sampling = sampling or SamplingConfig()
+        be alone with that seed). `sampling` has no default: pass the model file's
+        (``bundle.config.sampling``, what the engine, the CLI and ``evaluate`` use), so that no
+        path samples differently by omission (a benchmark once drew at temperature 1 / top-p 1)."""
         B = audio.shape[0]
         seeds = [int(seed)] * B if isinstance(seed, int) else [int(s) for s in seed]
         if len(seeds) != B:

@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -32,6 +32,7 @@ from .config import ServerConfig
 from .metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from .protocol import EndMessage, ProtocolError, StartMessage, WordsMessage, decode_audio, parse_message
 from .scheduler import LiveSession, Scheduler
+from .security import AccessPolicy
 
 __all__ = ["create_app"]
 
@@ -51,6 +52,7 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
     """A FastAPI app serving `engine` to every session through one batched :class:`SessionPool`."""
     config = config or ServerConfig()
     metrics = ServerMetrics()
+    access = AccessPolicy(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -63,18 +65,18 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
             await sched.stop()
 
     app = FastAPI(title="LiveGesture", lifespan=lifespan)
-    app.state.config, app.state.metrics, app.state.engine = config, metrics, engine
+    app.state.config, app.state.metrics, app.state.engine, app.state.access = config, metrics, engine, access
 
     @app.get("/health")
     async def health() -> JSONResponse:
         sched: Scheduler = app.state.scheduler
         return JSONResponse({"status": "ok", "sessions": len(sched.sessions), "pool_sessions": len(sched.pool),
                              "capacity": config.max_sessions, "fps": FPS, "sample_rate": SAMPLE_RATE,
-                             "words": engine.has_text})
+                             "words": engine.has_text, "token_required": access.token is not None})
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(request: Request) -> Response:
+        return access.metrics_refusal(request) or Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/")
     async def index() -> FileResponse:
@@ -85,10 +87,19 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
+        refusal = access.handshake_refusal(websocket)
+        if refusal is not None:
+            metrics.error(refusal[0])
+            return await access.refuse(websocket, refusal[1])
         await websocket.accept()
         sched: Scheduler = app.state.scheduler
         session: LiveSession | None = None
+        client, claimed = access.client_of(websocket), False
         try:
+            over = access.claim(client)
+            if over is not None:
+                raise ClientError(over, 1008, "client_limit")
+            claimed = True
             start = await _receive_start(websocket, config)
             try:
                 session = await sched.open(start)
@@ -113,6 +124,8 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
             metrics.error("internal")
             await _close_with_error(websocket, "internal server error", 1011)
         finally:
+            if claimed:
+                access.release(client)
             if session is not None:
                 session.fail("session closed")  # stops a handler still waiting for room
                 await sched.release(session)
@@ -156,12 +169,16 @@ async def _serve(websocket: WebSocket, sched: Scheduler, s: LiveSession, config:
     reader = asyncio.create_task(_read_loop(websocket, sched, s, config))
     sender = asyncio.create_task(_send_loop(websocket, sched, s, config, metrics))
     failed = asyncio.create_task(s.failed.wait())
-    pending = {reader, sender, failed}
+    expired = asyncio.create_task(asyncio.sleep(config.max_session_seconds or float("inf")))
+    pending, done = {reader, sender, failed, expired}, set()
     try:
         while True:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if failed in done:
                 raise ClientError(s.fail_reason, s.fail_code, kind=None)  # counted where it was set
+            if expired in done:
+                raise ClientError(f"the session reached the server's maximum session length of "
+                                  f"{config.max_session_seconds:g} s; open a new one to go on", 1008, "session_length")
             if reader in done:
                 reader.result()  # raises ClientError / WebSocketDisconnect; returns after "end"
             if sender in done:
@@ -170,9 +187,14 @@ async def _serve(websocket: WebSocket, sched: Scheduler, s: LiveSession, config:
                     await asyncio.wait_for(websocket.close(1000), 2.0)
                 return
     finally:
-        for t in (reader, sender, failed):
+        tasks = (reader, sender, failed, expired)
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(reader, sender, failed, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # an exception leaving this frame keeps it in its traceback, and the frame's tasks keep
+        # their own exceptions and tracebacks: drop them, or every failed session (its socket,
+        # WebSocket and deflate state) waits in a reference cycle for a full garbage collection
+        del reader, sender, failed, expired, tasks, pending, done
 
 
 async def _read_loop(websocket: WebSocket, sched: Scheduler, s: LiveSession, config: ServerConfig) -> None:
@@ -226,6 +248,10 @@ async def _send_loop(websocket: WebSocket, sched: Scheduler, s: LiveSession, con
             raise ClientError(f"client reads too slowly: one send blocked more than {config.send_timeout:g} s; "
                               "session closed", 1008, kind=None) from None
         except Exception as exc:  # the client is gone
+            # the error's traceback holds wait_for's frame, which holds the task that holds the
+            # error: a cycle that would keep this frame (and the session's queued frames) alive
+            # until a full garbage collection
+            exc.__traceback__ = None
             raise WebSocketDisconnect(1006) from exc
         if is_frame:
             metrics.frame_sent(None if arrived is None else time.monotonic() - arrived)

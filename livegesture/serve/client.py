@@ -30,11 +30,45 @@ from .protocol import decode_frame_binary
 if TYPE_CHECKING:
     from ..vmc import VmcSender
 
-__all__ = ["ServerError", "StreamResult", "stream_audio", "stream_audio_sync", "stream_file"]
+__all__ = ["ServerError", "StreamResult", "stream_audio", "stream_audio_sync", "stream_file", "ws_url"]
 
 
 class ServerError(LiveGestureError):
-    """The server ended the session with an error message."""
+    """The server ended the session with an error message, or refused or could not be reached."""
+
+
+def ws_url(url: str) -> str:
+    """The WebSocket URL of a server address: ``http(s)://`` becomes ``ws(s)://`` and ``/ws`` is
+    appended when missing (``http://127.0.0.1:8000/`` -> ``ws://127.0.0.1:8000/ws``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in ("ws", "wss") or not parts.netloc:
+        raise LiveGestureError(f"--url {url}: expected ws://HOST:PORT/ws (or wss://, http://, https://)")
+    path = parts.path.rstrip("/")
+    return urlunsplit((scheme, parts.netloc, path if path.endswith("/ws") else path + "/ws", parts.query, ""))
+
+
+def _connect_error(url: str, exc: BaseException) -> ServerError:
+    """One line for a connection that did not open (no server, refused handshake, timeout)."""
+    import websockets
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is not None:
+        body = (getattr(exc.response, "body", b"") or b"").decode(errors="replace").strip()
+        why = body.splitlines()[0][:200] if body and not body.startswith("<") else ""  # not a proxy's HTML page
+        hint = {403: " (the token is missing or wrong, the Origin is not allowed, or the path is not /ws)",
+                404: " (no LiveGesture WebSocket at this path: it is /ws)"}.get(status, "")
+        return ServerError(f"{url}: the server refused the connection: HTTP {status}"
+                           f"{': ' + why if why else hint}")
+    if isinstance(exc, ConnectionRefusedError):
+        return ServerError(f"{url}: connection refused; is 'livegesture serve' running there?")
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return ServerError(f"{url}: no answer within the connection timeout")
+    if isinstance(exc, websockets.InvalidURI):
+        return ServerError(f"{url}: not a WebSocket URL (ws://HOST:PORT/ws)")
+    return ServerError(f"{url}: cannot connect ({exc.__class__.__name__}: {exc})")
 
 
 @dataclass
@@ -68,11 +102,16 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
                        output: str = "binary", joints: bool = False, words: list[dict] | None = None,
                        smooth: float = 0.0,
                        on_frame: Callable[[dict], None] | None = None, open_timeout: float = 10.0,
-                       vmc: "str | VmcSender | None" = None) -> StreamResult:
+                       token: str | None = None, vmc: "str | VmcSender | None" = None) -> StreamResult:
     """Stream mono float32 `audio` at `sample_rate` to the server at `url` (``ws://host:port/ws``) and
-    collect the frames. Raises :class:`ServerError` with the server's message on an error.
+    collect the frames. Raises :class:`ServerError` with the server's message on an error, or why
+    the connection could not be made. `token`: the server's access token (sent as a Bearer header).
     `vmc` (``HOST:PORT`` or a :class:`~livegesture.vmc.VmcSender`) forwards every frame to a VMC
-    receiver as it arrives."""
+    receiver as it arrives.
+
+    With ``fmt="pcm16"`` the samples are rounded to 16 bits on the way, so the frames equal
+    ``generate``'s on the rounded audio; ``fmt="f32"`` sends float32 and gives ``generate``'s on the
+    audio itself (to float rounding: the server batches sessions in one model call)."""
     import websockets
 
     if vmc is not None:
@@ -90,7 +129,13 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
     recv_at: list[float] = []
     warnings: list[str] = []
     result: dict[str, Any] = {}
-    async with websockets.connect(url, open_timeout=open_timeout, max_size=2 ** 22) as ws:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        conn = await websockets.connect(url, open_timeout=open_timeout, max_size=2 ** 22,
+                                        additional_headers=headers)
+    except (OSError, asyncio.TimeoutError, websockets.InvalidURI, websockets.InvalidHandshake) as exc:
+        raise _connect_error(url, exc) from None
+    async with conn as ws:
         await ws.send(json.dumps({"type": "start", "seed": int(seed), "sample_rate": int(sample_rate),
                                   "format": fmt, "output": output, "joints": bool(joints),
                                   "smooth": float(smooth)}))

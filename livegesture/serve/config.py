@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class ServerConfig(BaseModel):
@@ -23,3 +23,13 @@ class ServerConfig(BaseModel):
     idle_timeout: float = Field(60.0, gt=0, description="seconds without any client message before the "
                                                         "session is closed")
     send_timeout: float = Field(10.0, gt=0, description="seconds one send to the client may block")
+    # access (livegesture.serve.security, docs/deploy.md)
+    token: SecretStr | None = Field(None, min_length=1, description="clients must present this token "
+                                                                     "(None: no token)")
+    allowed_origins: tuple[str, ...] | None = Field(None, description="browser origins that may open a "
+                                                    "WebSocket ('*': any; None: same origin, or any with a token)")
+    public_metrics: bool = Field(False, description="serve /metrics without the token")
+    max_sessions_per_client: int | None = Field(None, ge=1, description="sessions one client address may "
+                                                                        "hold at once (None: no limit)")
+    max_session_seconds: float | None = Field(None, gt=0, description="wall-clock length after which a "
+                                                                      "session is closed (None: no limit)")

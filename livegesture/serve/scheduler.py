@@ -18,6 +18,7 @@ Bounded everywhere, with back-pressure:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import time
@@ -82,8 +83,11 @@ class LiveSession:
 def _trim_heap() -> None:
     """Give the C heap's free memory back to the OS (glibc ``malloc_trim``) when the server goes idle:
     batches of new shapes leave freed blocks that glibc otherwise keeps, so the RSS of an idle
-    server would not return to its baseline. No-op elsewhere."""
+    server would not return to its baseline. Cyclic garbage is collected first: connections that
+    ended in an error leave reference cycles (asyncio and uvicorn internals) that only a full
+    collection frees (docs/deploy.md §5). No-op elsewhere."""
     global _LIBC
+    gc.collect()
     if _LIBC is None:
         try:
             import ctypes
@@ -111,6 +115,7 @@ class Scheduler:
         self._task: asyncio.Task | None = None
         self._stopped = False
         self.ticks = 0
+        self.released = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def _call(self, fn, *args):
@@ -187,7 +192,10 @@ class Scheduler:
             s.pool_closed = True
             if not self._stopped:  # after shutdown the pool is gone with the process
                 await self._call(self.pool.close, s.sid)
-                if not self.sessions:
+                self.released += 1
+                # idle, or every 64 sessions when the start-up objects are frozen (livegesture serve:
+                # a full collection then takes milliseconds instead of ~0.4 s): see _trim_heap
+                if not self.sessions or (self.released % 64 == 0 and gc.get_freeze_count()):
                     await self._call(_trim_heap)
             self.metrics.session_closed()
 

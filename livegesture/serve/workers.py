@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ENV_MODEL", "ENV_MAX_SESSIONS", "ENV_THREADS", "app_from_env", "worker_env"]
+import json
 
-ENV_MODEL = "LIVEGESTURE_SERVE_MODEL"            # model file ("" = the bundled demo model)
-ENV_MAX_SESSIONS = "LIVEGESTURE_SERVE_MAX_SESSIONS"  # sessions per worker
-ENV_THREADS = "LIVEGESTURE_SERVE_THREADS"        # torch intra-op threads per worker (0 = torch's default)
+from .config import ServerConfig
+
+__all__ = ["ENV_MODEL", "ENV_CONFIG", "ENV_THREADS", "app_from_env", "worker_env"]
+
+ENV_MODEL = "LIVEGESTURE_SERVE_MODEL"      # model file ("" = the bundled demo model)
+ENV_CONFIG = "LIVEGESTURE_SERVE_CONFIG"    # the ServerConfig as JSON (max_sessions is per worker)
+ENV_THREADS = "LIVEGESTURE_SERVE_THREADS"  # torch intra-op threads per worker (0 = torch's default)
 
 
-def worker_env(model: str | os.PathLike | None, max_sessions: int, threads: int) -> dict[str, str]:
-    """The environment variables :func:`app_from_env` reads."""
-    return {ENV_MODEL: "" if model is None else os.fspath(model), ENV_MAX_SESSIONS: str(int(max_sessions)),
+def worker_env(model: str | os.PathLike | None, config: ServerConfig, threads: int) -> dict[str, str]:
+    """The environment variables :func:`app_from_env` reads (the token travels in the clear, in the
+    environment of the server's own processes only)."""
+    data = config.model_dump(mode="json")
+    data["token"] = None if config.token is None else config.token.get_secret_value()
+    return {ENV_MODEL: "" if model is None else os.fspath(model), ENV_CONFIG: json.dumps(data),
             ENV_THREADS: str(int(threads))}
 
 
@@ -30,11 +37,12 @@ def app_from_env():
 
     from ..engine import LiveGesture
     from .app import create_app
-    from .config import ServerConfig
+    from .security import RedactTokens
 
     threads = int(os.environ.get(ENV_THREADS, "0"))
     if threads > 0:
         torch.set_num_threads(threads)
     model = os.environ.get(ENV_MODEL, "")
     engine = LiveGesture.load(model) if model else LiveGesture.load()
-    return create_app(engine, ServerConfig(max_sessions=int(os.environ.get(ENV_MAX_SESSIONS, "32"))))
+    RedactTokens.install()  # uvicorn has configured this worker's loggers: no ?token= in its logs
+    return create_app(engine, ServerConfig.model_validate_json(os.environ.get(ENV_CONFIG, "{}")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -41,7 +42,17 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
+        atexit.register(shutdown_distributed)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown_distributed() -> None:
+    """Destroy the process group while the interpreter is still whole (registered with atexit by
+    :func:`init_distributed`). Left to interpreter shutdown, the group's C++ worker threads could be
+    torn down unjoined, or try to take the GIL after finalisation began, and the process aborted
+    ("terminate called without an active exception") now and then, after training had succeeded."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"chromium 
 
 
 @pytest.fixture(scope="module")
-def viewer_server(tmp_path_factory):
+def viewer_model(tmp_path_factory):
     """The TINY random model, denormalised with the statistics of synthetic motion (arms down, idle
     sway): its output stays near a human pose, so the screenshot shows a recognisable figure."""
     import torch
@@ -31,8 +31,6 @@ def viewer_server(tmp_path_factory):
     from livegesture.bundle import ModelBundle
     from livegesture.data.features import RegionStats
     from livegesture.data.synthetic import synthetic_motion
-    from livegesture.serve.config import ServerConfig
-    from livegesture.serve.runner import ServerThread
     from livegesture.tokenizer import MotionTokenizer
     from livegesture.train.config import load_experiment
 
@@ -43,8 +41,32 @@ def viewer_server(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("viewer") / "viewer.safetensors"
     ModelBundle.create(cfg, MotionTokenizer(cfg.tokenizer), stats).save(path)
-    with ServerThread(LiveGesture.load(path), ServerConfig(max_sessions=4)) as srv:
+    return LiveGesture.load(path)
+
+
+@pytest.fixture(scope="module")
+def viewer_server(viewer_model):
+    from livegesture.serve.config import ServerConfig
+    from livegesture.serve.runner import ServerThread
+
+    with ServerThread(viewer_model, ServerConfig(max_sessions=4)) as srv:
         yield srv
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                             args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                                   "--autoplay-policy=no-user-gesture-required",
+                                   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+
+
+def _orange_share(png: Path) -> float:
+    """Share of pixels in the joints' orange (the lit 0xf0b060 material)."""
+    from PIL import Image
+
+    a = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    return float(((r > 150) & (r - b > 60) & (g > 0.45 * r) & (g < 0.85 * r)).mean())
 
 
 def test_page_streams_a_file_and_the_figure_moves(viewer_server, tmp_path):
@@ -57,9 +79,7 @@ def test_page_streams_a_file_and_the_figure_moves(viewer_server, tmp_path):
     shot = Path(os.environ.get("LIVEGESTURE_SCREENSHOT", tmp_path / "viewer.png"))
     console: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                                          "--autoplay-policy=no-user-gesture-required"])
+        browser = _launch(p)
         try:
             page = browser.new_page(viewport={"width": 900, "height": 700})
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
@@ -85,4 +105,67 @@ def test_page_streams_a_file_and_the_figure_moves(viewer_server, tmp_path):
     assert state["frames"] == 120 and state["played"] > 10  # 4 s -> 120 frames, animated (software GL is slow)
     assert state["latency"] is not None and "ms" in state["text"]
     assert shot.is_file() and shot.stat().st_size > 10_000
+    assert 1e-4 < _orange_share(shot) < 0.02  # the figure's joints: small spheres
     print(f"screenshot: {shot}; page latency {state['latency']:.0f} ms")
+
+
+def test_before_the_first_frame_no_sphere_and_the_microphone_says_what_it_does(viewer_server, tmp_path):
+    """Before any frame the 55 joint instances held identity matrices: one 1 m sphere at the origin
+    filled the view (and, drawn in software, made the page slow to answer clicks). The microphone
+    button says at once what it is waiting for."""
+    from playwright.sync_api import sync_playwright
+
+    shot = tmp_path / "empty.png"
+    with sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.goto(viewer_server.http + "/")
+            page.wait_for_function("window.lgState && window.lgState.status.startsWith('idle')", timeout=20_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(shot))
+            page.click("#mic")
+            right_after = page.evaluate("document.getElementById('status').textContent")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('microphone (')",
+                                   timeout=20_000)
+            page.click("#stop")
+        finally:
+            browser.close()
+    assert _orange_share(shot) < 1e-4, _orange_share(shot)
+    assert right_after.startswith("microphone: "), right_after  # not still "idle"
+
+
+def test_a_token_server_page_asks_for_the_token(viewer_model, tmp_path):
+    import soundfile as sf
+    from playwright.sync_api import sync_playwright
+
+    from livegesture.serve.config import ServerConfig
+    from livegesture.serve.runner import ServerThread
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, audio_of(1.0, seed=3), 16000, subtype="PCM_16")
+    with ServerThread(viewer_model, ServerConfig(max_sessions=2, token="page-token")) as srv, \
+            sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.goto(srv.http + "/")
+            page.wait_for_function("window.lgState && window.lgState.status.startsWith('idle')", timeout=20_000)
+            assert page.is_visible("#token") and "token" in page.text_content("#status")
+            page.set_input_files("#file", str(wav))
+            page.click("#play")  # no token yet: refused
+            page.wait_for_function("document.getElementById('status').textContent.includes('refused')",
+                                   timeout=20_000)
+            assert page.evaluate("window.lgState.frames") == 0
+            page.fill("#token", "page-token")
+            page.click("#play")
+            page.wait_for_function("window.lgState.ended || window.lgState.error", timeout=30_000)
+            state = page.evaluate("({frames: lgState.frames, error: lgState.error})")
+            tab = browser.new_page()
+            tab.goto(srv.http + "/#token=from-link")  # a link can carry it (kept for the tab, not the URL)
+            tab.wait_for_function("window.lgState && window.lgState.status.startsWith('idle')", timeout=20_000)
+            link = tab.evaluate("[document.getElementById('token').value, location.hash]")
+        finally:
+            browser.close()
+    assert state == {"frames": 28, "error": None}, state  # 1 s -> 7 whole tokens
+    assert link == ["from-link", ""]

@@ -252,8 +252,11 @@ def test_fifty_hostile_connections_do_not_disturb_real_clients_or_leak(hserver, 
     assert server_loop_tasks() <= base_tasks  # (a connection of round 1 may still have been closing)
     assert not [o for o in gc.get_objects() if type(o) is LiveSession]
     # a leaked hostile session keeps its LiveSession, queues, arrival log and frames (> 2 KiB):
-    # 100 of them could not fit in this bound
-    assert grown < 128 * 1024, diff[:10]
+    # 100 of them (> 200 KiB) could not fit in this bound. What does grow (measured 125-132 KiB
+    # after these two rounds, 185 KiB after six): the model's bounded cache of 16 flat state views
+    # and small numpy/torch blocks of the decode (allocator caches; a SessionPool alone keeps the
+    # same object counts over rounds)
+    assert grown < 192 * 1024, diff[:10]
     metrics = hserver.app.state.metrics.render().decode()
     assert 'livegesture_errors_total{kind="slow_client"}' in metrics
     assert "livegesture_sessions_active 0.0" in metrics

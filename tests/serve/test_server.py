@@ -84,12 +84,76 @@ def test_stream_file_cli_on_held_out_speech_equals_generate(server, model, beat2
 def test_stream_file_cli_real_time_on_a_wav(server, model, tmp_path):
     import soundfile as sf
 
-    wav = tmp_path / "speech.wav"
+    wav, out = tmp_path / "speech.wav", tmp_path / "out" / "m.npz"
     sf.write(wav, audio_of(1.5, seed=8), 16000, subtype="PCM_16")
-    res = CliRunner().invoke(app, ["stream-file", str(wav), "--url", f"ws://127.0.0.1:{server.port}"])
+    res = CliRunner().invoke(app, ["stream-file", str(wav), "--url", f"http://127.0.0.1:{server.port}/",
+                                   "-o", str(out)])  # the address the server prints works too
     assert res.exit_code == 0, res.output
-    got = Motion.load(wav.with_suffix(".npz"))
+    got = Motion.load(out)
     assert_same_motion(got, model.generate(load_audio(wav, 16000), seed=0), tol=1e-4)
+
+
+def test_stream_file_without_out_writes_nothing(server, tmp_path):
+    """Inside a flat BEAT2 folder a SPEECH.npz beside SPEECH.wav would become a ground-truth clip."""
+    import soundfile as sf
+
+    wav = tmp_path / "2_scott_0_9_9.wav"
+    sf.write(wav, audio_of(1.0, seed=9), 16000, subtype="PCM_16")
+    res = CliRunner().invoke(app, ["stream-file", str(wav), "--url", server.url, "--no-realtime"])
+    assert res.exit_code == 0, res.output
+    assert "nothing saved" in res.output and "latency p50" in res.output
+    assert [p.name for p in tmp_path.iterdir()] == [wav.name]
+
+
+def test_stream_file_f32_equals_generate_and_pcm16_rounds(server, model, tmp_path, cli):
+    """On float audio (not on the 16-bit grid) pcm16 rounds every sample, so the server's model sees
+    other samples than 'generate' on the file (a sampled token can flip, and the motion differs from
+    there on); --format f32 sends the samples as they are and gives generate's frames."""
+    import soundfile as sf
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, audio_of(3.0, seed=12), 16000, subtype="FLOAT")
+    audio = load_audio(wav, 16000)
+    assert np.abs(pcm16_exact(audio) - audio).max() > 1e-6  # what pcm16 changes
+    ref = model.generate(audio, seed=2)
+    got = {}
+    for fmt in ("f32", "pcm16"):
+        out = tmp_path / f"{fmt}.npz"
+        code, text, err = cli("stream-file", wav, "--url", server.url, "-o", out, "--seed", 2, "--format", fmt,
+                              "--no-realtime")
+        assert code == 0, err
+        got[fmt] = Motion.load(out)
+    assert_same_motion(got["f32"], ref, tol=1e-4)
+    assert_same_motion(got["pcm16"], model.generate(pcm16_exact(audio), seed=2), tol=1e-4)
+
+
+def test_stream_file_user_mistakes_are_one_line(server, tmp_path, cli):
+    import socket
+
+    import soundfile as sf
+
+    from livegesture.engine import token_end_sample
+
+    wav, short = tmp_path / "speech.wav", tmp_path / "short.wav"
+    sf.write(wav, audio_of(1.0, seed=9), 16000, subtype="PCM_16")
+    sf.write(short, audio_of(1.0, seed=9)[: token_end_sample(0) - 1], 16000, subtype="PCM_16")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    (tmp_path / "a_file").write_text("x")
+    cases = {
+        (wav, "--url", f"ws://127.0.0.1:{free}/ws"): "connection refused; is 'livegesture serve' running",
+        (wav, "--url", f"http://127.0.0.1:{free}/"): "connection refused",
+        (wav, "--url", "ftp://127.0.0.1/"): "expected ws://",
+        (short, "--url", server.url): "shorter than one motion token",
+        (wav, "--url", server.url, "-o", tmp_path / "a_file" / "m.npz"): "is a file, not a folder",
+        (wav, "--url", server.url, "--format", "mp3"): "--format must be pcm16 or f32",
+        (wav, "--url", server.url.replace("/ws", "/nope")): "HTTP 403 (",
+    }
+    for args, words in cases.items():
+        code, _, err = cli("stream-file", *args)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and words in lines[0], (args, err)
 
 
 def test_resampled_session_equals_generate_at_its_rate(server, model):
@@ -157,3 +221,17 @@ def test_smoothed_session_equals_generate_with_smoothing(server, model):
     assert_same_motion(raw.motion, model.generate(a, seed=3), tol=1e-4)
     assert_same_motion(smooth.motion, model.generate(a, seed=3, smoothing=SmoothingConfig(0.08)), tol=1e-4)
     assert np.abs(raw.motion.poses - smooth.motion.poses).max() > 1e-3
+
+
+def test_serve_on_a_busy_port_is_one_line_before_the_banner(cli, model_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, out, err = cli("serve", "--port", busy.getsockname()[1], "--model", model_path)
+    assert code == 2 and out == "", out  # no "server on ..." banner
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Address already in use" in lines[0] and "--port" in lines[0], err
+    code, out, err = cli("serve", "--host", "no-such-host.invalid", "--model", model_path)
+    assert code == 2 and out == "" and "--host no-such-host.invalid" in err

@@ -84,7 +84,7 @@ def test_decode_generated_tokens_to_motion(trained):
     from livegesture.data import synthetic_audio
 
     audio, _ = synthetic_audio(2.0, seed=5)
-    toks = b.model.generate_tokens(torch.from_numpy(audio)[None], seed=0)
+    toks = b.model.generate_tokens(torch.from_numpy(audio)[None], seed=0, sampling=b.config.sampling)
     m = b.tokens_to_motion(toks[0])
     assert len(m) == toks.shape[-1] * 4 == 60 - 60 % 4
     assert m.poses.shape == (len(m), 55, 3)

@@ -53,8 +53,21 @@ def run(out_dir: str, steps: int, batch_size: int = 12, checkpoint_every: int = 
     return tr.fit()["history"]
 
 
+def _record_group_at_exit(path: str) -> None:
+    """Registered before training: atexit runs handlers last-in first-out, so this runs after the
+    trainer's own shutdown handler and records whether the process group was still alive."""
+    import atexit
+
+    import torch.distributed as dist
+
+    atexit.register(lambda: open(path, "w").write("alive" if dist.is_initialized() else "destroyed"))
+
+
 if __name__ == "__main__":  # torchrun entry: python -m tests.train.toy OUT STEPS RESULT.json
+    import os
+
+    _record_group_at_exit(f"{sys.argv[3]}.rank{os.environ.get('RANK', '0')}.exit")
     hist = run(sys.argv[1], int(sys.argv[2]))
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         with open(sys.argv[3], "w") as f:
             json.dump(hist, f)

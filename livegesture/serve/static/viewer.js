@@ -28,11 +28,13 @@ scene.add(grid);
 const NJ = 55;
 const jointMesh = new THREE.InstancedMesh(new THREE.SphereGeometry(1, 12, 8),
   new THREE.MeshStandardMaterial({ color: 0xf0b060, roughness: 0.5 }), NJ);
-scene.add(jointMesh);
 const boneGeom = new THREE.BufferGeometry();
 boneGeom.setAttribute("position", new THREE.BufferAttribute(new Float32Array(NJ * 2 * 3), 3));
 const bones = new THREE.LineSegments(boneGeom, new THREE.LineBasicMaterial({ color: 0x9fd0ff }));
-scene.add(bones);
+// hidden until the first frame: before it every instance matrix is the identity, i.e. 55 unit
+// spheres (1 m radius) at the origin, which fill the view
+jointMesh.visible = bones.visible = false;
+scene.add(jointMesh, bones);
 let parents = null;
 
 function resize() {
@@ -64,6 +66,7 @@ function showJoints(raw) {
     jointMesh.setMatrixAt(i, m4);
   }
   jointMesh.instanceMatrix.needsUpdate = true;
+  jointMesh.visible = true;
   if (parents) {
     const p = boneGeom.attributes.position.array;
     for (let i = 0; i < NJ; i++) {
@@ -72,6 +75,7 @@ function showJoints(raw) {
     }
     boneGeom.attributes.position.needsUpdate = true;
     boneGeom.computeBoundingSphere();
+    bones.visible = true;
   }
 }
 
@@ -98,7 +102,27 @@ function animate(now) {
 requestAnimationFrame(animate);
 
 // ------------------------------------------------------------------ protocol
-function wsUrl() { return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws"; }
+// A server started with a token refuses WebSockets without it (HTTP 403 at the handshake): the
+// page asks for it (a #token=... link fills it in) and keeps it for this tab only.
+let tokenRequired = false;
+function token() { return $("token").value.trim(); }
+function wsUrl() {
+  const t = token();
+  return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" +
+    (t ? "?token=" + encodeURIComponent(t) : "");
+}
+async function checkServer() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) { sessionStorage.setItem("livegesture-token", fromLink); history.replaceState(null, "", location.pathname); }
+  $("token").value = sessionStorage.getItem("livegesture-token") || "";
+  $("token").addEventListener("change", () => sessionStorage.setItem("livegesture-token", token()));
+  try {
+    tokenRequired = (await (await fetch("/health")).json()).token_required === true;
+  } catch (e) { tokenRequired = false; }
+  $("token-label").hidden = !tokenRequired;
+  setStatus(tokenRequired && !token() ? "idle: this server needs its access token (field above)"
+                                      : "idle: choose an audio file or the microphone");
+}
 
 function decodeFrame(buf) {
   const dv = new DataView(buf);
@@ -123,12 +147,17 @@ class Session {
       this.ws.onmessage = (ev) => {
         if (typeof ev.data !== "string") return this.onFrame(decodeFrame(ev.data));
         const m = JSON.parse(ev.data);
-        if (m.type === "started") { parents = m.parents; resolve(); }
+        if (m.type === "started") { parents = m.parents; this.started = true; resolve(); }
         else if (m.type === "ended") { state.ended = true; setStatus(`ended: ${m.frames} frames`); stopUI(); }
         else if (m.type === "error") { if (m.fatal !== false) { state.error = m.message; setStatus("error: " + m.message); reject(new Error(m.message)); stopUI(); } }
       };
-      this.ws.onclose = (ev) => { if (!state.ended && !state.error) setStatus(`closed (${ev.code})`); stopUI(); };
-      this.ws.onerror = () => reject(new Error("connection failed"));
+      // a refused upgrade (HTTP 403: token, origin) shows as a close before "started"
+      this.ws.onclose = (ev) => {
+        if (!this.started) reject(new Error(tokenRequired ? "the server refused the connection (wrong or missing token?)"
+                                                          : `connection failed (${ev.code})`));
+        else if (!state.ended && !state.error) setStatus(`closed (${ev.code})`);
+        stopUI();
+      };
     });
   }
   onFrame(f) {
@@ -195,6 +224,7 @@ async function streamFile(file) {
   queue = []; clock = null; floorY = null;
   setStatus("decoding " + file.name);
   const { samples, decoded } = await to16k(await file.arrayBuffer());
+  setStatus("connecting to the server…");
   session = new Session(parseInt($("seed").value) || 0);
   await session.ready;
   setStatus(`streaming ${file.name} (${(samples.length / SR).toFixed(1)} s)`);
@@ -225,13 +255,17 @@ async function streamFile(file) {
 async function startMic() {
   Object.assign(state, { frames: 0, played: 0, ended: false, error: null, latencies: [] });
   queue = []; clock = null; floorY = null;
+  // every step can take seconds (the permission prompt, the audio worklet, the server's session):
+  // say which one is under way at once
+  $("play").disabled = true; $("mic").disabled = true;
+  setStatus("microphone: asking for access…");
   const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
+  setStatus("microphone: connecting to the server…");
   const ac = new AudioContext();
-  await ac.audioWorklet.addModule("/static/capture-worklet.js");
+  session = new Session(parseInt($("seed").value) || 0);   // connects while the worklet loads
+  await Promise.all([ac.audioWorklet.addModule("/static/capture-worklet.js"), session.ready]);
   const src = ac.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(ac, "capture-16k");
-  session = new Session(parseInt($("seed").value) || 0);
-  await session.ready;
   node.port.onmessage = (ev) => session.push(ev.data);
   src.connect(node);
   setStatus(`microphone (${ac.sampleRate} Hz -> 16 kHz)`);
@@ -240,7 +274,7 @@ async function startMic() {
 }
 
 $("file").addEventListener("change", () => { $("play").disabled = !$("file").files.length; });
-$("play").addEventListener("click", () => streamFile($("file").files[0]).catch((e) => setStatus("error: " + e.message)));
-$("mic").addEventListener("click", () => startMic().catch((e) => setStatus("microphone error: " + e.message)));
+$("play").addEventListener("click", () => streamFile($("file").files[0]).catch((e) => { setStatus("error: " + e.message); stopUI(); }));
+$("mic").addEventListener("click", () => startMic().catch((e) => { setStatus("microphone error: " + e.message); stopUI(); }));
 $("stop").addEventListener("click", () => { if (stopSource) stopSource(); stopUI(); });
-setStatus("idle: choose an audio file or the microphone");
+checkServer();
