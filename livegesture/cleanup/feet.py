@@ -1,0 +1,105 @@
+"""Foot planting: feet stay where they touch the floor, by a causal two-bone leg IK.
+
+A foot is planted when its ankle and toe are within ``contact_height`` of the floor and move
+slower than ``contact_speed`` (:mod:`.contact`). A planted foot keeps where it stands on the
+floor, its horizontal position and heading (the model's foot height, pitch and roll are kept, so
+heels and toes still lift and nothing sinks or floats), by re-solving the leg (:mod:`.legs`: knee
+about its hinge, hip swing, ankle re-oriented). It lets go when the model's foot is lifted
+(``release_height``), moves fast (``release_speed``), has slid ``max_slip`` away, turned
+``max_turn_deg``, or the leg cannot reach; the foot then returns to the model's over
+``release_frames`` frames (smoothstep) and may plant again after that. A free foot that is not
+returning is passed through untouched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import FootConfig
+from .handover import fade
+from .legs import LEGS, LegFrame, solve_leg
+
+__all__ = ["FootPlanter"]
+
+_REACH_TOLERANCE_M = 0.01
+
+
+def _wrap(angle: float) -> float:
+    """`angle` in (-pi, pi]."""
+    return math.atan2(math.sin(angle), math.cos(angle))
+
+
+def _turn_y(angle: float) -> np.ndarray:
+    """Rotation by `angle` about the world's vertical (+y) axis."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+class FootPlanter:
+    """Per-session lock state of both feet: planted or not, where, and the return still to go."""
+
+    def __init__(self, config: FootConfig, offsets: np.ndarray) -> None:
+        self.config = config
+        self._offsets = offsets
+        self.reset()
+
+    def reset(self) -> None:
+        self.planted = np.zeros(2, bool)
+        self._lock = np.zeros((2, 3))           # planted ankle x, z and heading
+        self._release = np.zeros(2, np.int64)   # frames of the return to the model's foot still to go
+        self._from = np.zeros((2, 3))           # x, z and heading where that return started
+
+    def heading(self, s: int, ankle_rot: np.ndarray) -> float:
+        """Heading (rad about +y) of the ankle-to-toe direction of foot `s`."""
+        f = ankle_rot @ self._offsets[LEGS[s][3]]
+        return math.atan2(f[0], f[2])
+
+    def holds(self, s: int, above: float, speed: float) -> bool:
+        """Whether planted foot `s` stays planted by its height and speed (before slip and reach)."""
+        c = self.config
+        return bool(self.planted[s]) and above <= c.release_height and speed <= c.release_speed
+
+    def step(self, legs: tuple[LegFrame, LegFrame], above: np.ndarray, speed: np.ndarray,
+             solve: bool = True) -> list[tuple[int, np.ndarray]]:
+        """One frame: update the locks from the legs as the model (and root control) put them; the legs
+        to re-solve with their new local hip, knee and ankle rotations (none when not `solve`)."""
+        cfg = self.config
+        out = []
+        for s, leg in enumerate(legs):
+            here = np.array([leg.ankle_pos[0], leg.ankle_pos[2], self.heading(s, leg.ankle_rot)])
+            if self.planted[s]:
+                dx, dz = self._lock[s, 0] - here[0], self._lock[s, 1] - here[1]
+                if (not self.holds(s, above[s], speed[s]) or math.hypot(dx, dz) > cfg.max_slip
+                        or abs(_wrap(self._lock[s, 2] - here[2])) > math.radians(cfg.max_turn_deg)):
+                    self._let_go(s, self._lock[s])
+            elif self._release[s] == 0 and above[s] < cfg.contact_height and speed[s] < cfg.contact_speed:
+                self.planted[s] = True
+                self._lock[s] = here
+                continue  # planted where the model's foot is now: this frame is unchanged
+            if self.planted[s]:
+                want = self._lock[s]
+            elif self._release[s] > 0:
+                w = fade(cfg.release_frames - int(self._release[s]) + 1, cfg.release_frames)
+                self._release[s] -= 1
+                f = self._from[s]
+                want = np.array([here[0] + w * (f[0] - here[0]), here[1] + w * (f[1] - here[1]),
+                                 here[2] + w * _wrap(f[2] - here[2])])
+            else:
+                continue
+            if not solve:
+                continue
+            pos = np.array([want[0], leg.ankle_pos[1], want[1]])
+            target_rot = _turn_y(_wrap(want[2] - here[2])) @ leg.ankle_rot
+            local, reached, err = solve_leg(leg, pos, target_rot, self._offsets[LEGS[s][2]],
+                                            math.radians(cfg.max_hyperextension_deg))
+            if self.planted[s] and err > _REACH_TOLERANCE_M:  # out of reach: let go from where it got
+                self._let_go(s, np.array([reached[0], reached[2], want[2]]))
+            out.append((s, local))
+        return out
+
+    def _let_go(self, s: int, start: np.ndarray) -> None:
+        self.planted[s] = False
+        self._release[s] = self.config.release_frames
+        self._from[s] = start
