@@ -6,7 +6,8 @@ floor, its horizontal position and heading (the model's foot height, pitch and r
 heels and toes still lift and nothing sinks or floats), by re-solving the leg (:mod:`.legs`: knee
 about its hinge, hip swing, ankle re-oriented). It lets go when the model's foot is lifted
 (``release_height``), moves fast (``release_speed``), has slid ``max_slip`` away, turned
-``max_turn_deg``, or the leg cannot reach; the foot then returns to the model's over
+``max_turn_deg``; where the leg cannot reach, the foot gives way towards the model's foot just as
+much as the leg's length forces. A foot let go returns to the model's over
 ``release_frames`` frames (smoothstep) and may plant again after that. A free foot that is not
 returning is passed through untouched.
 """
@@ -93,9 +94,12 @@ class FootPlanter:
             pos = np.array([want[0], leg.ankle_pos[1], want[1]])
             target_rot = _turn_y(_wrap(want[2] - here[2])) @ leg.ankle_rot
             local, reached, err = solve_leg(leg, pos, target_rot, self._offsets[LEGS[s][2]],
-                                            math.radians(cfg.max_hyperextension_deg))
-            if self.planted[s] and err > _REACH_TOLERANCE_M:  # out of reach: let go from where it got
-                self._let_go(s, np.array([reached[0], reached[2], want[2]]))
+                                            math.radians(cfg.max_hyperextension_deg), leg.ankle_pos)
+            if self.planted[s]:
+                # out of reach the foot gave way towards the model's (as little as the leg forced)
+                self._lock[s, :2] = reached[0], reached[2]
+                if err > _REACH_TOLERANCE_M:  # still out of reach: let go from where it got
+                    self._let_go(s, self._lock[s])
             out.append((s, local))
         return out
 

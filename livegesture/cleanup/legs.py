@@ -68,16 +68,29 @@ def _skew(w: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
 
 
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """u x v of two 3-vectors (np.cross costs ~20x more on one pair)."""
+    return np.array([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
+
+
 def rotation_between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The smallest rotation taking unit vector `u` to unit vector `v` (Rodrigues, no trigonometry)."""
-    w = np.cross(u, v)
+    w = _cross(u, v)
     c = float(u @ v)
     if c < -1.0 + 1e-12:  # opposite: half a turn about any axis perpendicular to u
-        a = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+        a = _cross(u, np.array([1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0]))
         a /= np.linalg.norm(a)
         return 2.0 * np.outer(a, a) - np.eye(3)
     k = _skew(w)
     return np.eye(3) + k + (k @ k) / (1.0 + c)
+
+
+def _towards_sphere(e: np.ndarray, f: np.ndarray, r2: float) -> np.ndarray:
+    """e + s f for the smallest s in [0, 1] with |e + s f|^2 = r2 (|e|^2 > r2 >= |e + f|^2)."""
+    qa, qb, qc = float(f @ f), 2.0 * float(e @ f), float(e @ e) - r2
+    disc = max(qb * qb - 4.0 * qa * qc, 0.0)
+    s = min(1.0, (-qb - math.sqrt(disc)) / (2.0 * qa)) if qa > 0 else 0.0
+    return e + max(s, 0.0) * f
 
 
 def _rot_x(angle: float) -> np.ndarray:
@@ -86,12 +99,15 @@ def _rot_x(angle: float) -> np.ndarray:
 
 
 def solve_leg(leg: LegFrame, target_pos: np.ndarray, target_rot: np.ndarray, shin: np.ndarray,
-              max_hyperextension: float) -> tuple[np.ndarray, np.ndarray, float]:
+              max_hyperextension: float, fallback: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, float]:
     """Local rotations (3, 3, 3) of hip, knee and ankle that put the ankle at `target_pos` with world
     rotation `target_rot`; also the ankle's world position reached and its distance to the target
-    (0 unless the target is out of reach). A knee the model hyperextended stays so while that needs no
+    after any giving way (see `fallback`; 0 unless out of reach). A knee the model hyperextended stays so while that needs no
     more than the model's own hyperextension or `max_hyperextension` (rad); past that it flexes.
-    `shin` is the ankle's rest offset from the knee."""
+    `shin` is the ankle's rest offset from the knee. With a reachable `fallback` point (e.g. where the
+    model put the ankle), a target out of reach is first moved towards it until the straight leg
+    reaches it: the foot gives way as little as the leg's length forces."""
     thigh = leg.knee_pos - leg.hip_pos
     l1, l2 = math.sqrt(float(thigh @ thigh)), math.sqrt(float(shin @ shin))
     # hip-ankle distance after flexing the knee by phi about its local x: |d|^2 = l1^2 + l2^2 + 2 f(phi)
@@ -102,6 +118,9 @@ def solve_leg(leg: LegFrame, target_pos: np.ndarray, target_rot: np.ndarray, shi
     m = math.hypot(b, c)
     psi = math.atan2(c, b)  # phi of the straightest leg
     to_target = target_pos - leg.hip_pos
+    longest = l1 * l1 + l2 * l2 + 2.0 * (a + m)  # squared hip-ankle distance of the straight leg
+    if fallback is not None and float(to_target @ to_target) > longest:
+        to_target = _towards_sphere(to_target, fallback - target_pos, longest)
     d2 = float(to_target @ to_target)
     want = (0.5 * (d2 - l1 * l1 - l2 * l2) - a) / max(m, 1e-12)
     alpha = math.acos(min(1.0, max(-1.0, want)))
@@ -120,5 +139,5 @@ def solve_leg(leg: LegFrame, target_pos: np.ndarray, target_rot: np.ndarray, shi
     g_knee = g_hip @ r_knee
     r_ankle = g_knee.T @ target_rot
     reached = leg.hip_pos + swing @ cur
-    err = reached - target_pos
+    err = reached - (leg.hip_pos + to_target)  # what is left after any giving way
     return np.stack([r_hip, r_knee, r_ankle]), reached, math.sqrt(float(err @ err))
