@@ -4,6 +4,8 @@ comes last, so it plants the feet of the body as shown."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..body.kinematics import Skeleton
 from ..motion import Motion
 from .config import CleanupConfig
@@ -16,7 +18,11 @@ __all__ = ["Cleanup"]
 
 class Cleanup:
     """``cleanup(motion)`` -> the cleaned next frames of a stream; ``prime(motion)`` continues from
-    frames shown before; ``reset()`` starts over. Causal and chunking-independent like its stages."""
+    frames shown before; ``reset()`` starts over. Causal and chunking-independent like its stages.
+
+    After :meth:`prime`, the stream's horizontal root is moved so that its first frame starts where
+    the primed frames ended (a model integrates its root from wherever it starts, so without this a
+    chained clip would jump back to its own origin)."""
 
     def __init__(self, config: CleanupConfig | None = None, fps: float = 30.0,
                  skeleton: Skeleton | None = None) -> None:
@@ -27,16 +33,34 @@ class Cleanup:
             self.stages.append(TokenHandover(c.handover, fps))
         if c.root.mode != "raw" or c.feet.enabled:
             self.stages.append(Grounding(c.root, c.feet, fps, skeleton))
+        self.reset()
 
     def reset(self) -> None:
         for s in self.stages:
             s.reset()
+        self._primed_xz: np.ndarray | None = None  # where the primed frames ended (x, z)
+        self._shift = np.zeros(2)                  # added to the stream's x, z after a prime
 
     def __call__(self, motion: Motion) -> Motion:
+        if not self.stages or len(motion) == 0:
+            return motion
+        if self._primed_xz is not None:
+            self._shift = self._primed_xz - motion.trans[0, [0, 2]].astype(np.float64)
+            self._primed_xz = None
+        if self._shift.any():
+            trans = motion.trans.astype(np.float64)
+            trans[:, [0, 2]] += self._shift
+            motion = Motion(motion.poses, trans.astype(np.float32), motion.expressions, motion.betas,
+                            fps=motion.fps, gender=motion.gender, model=motion.model)
         for s in self.stages:
             motion = s(motion)
         return motion
 
     def prime(self, motion: Motion) -> None:
-        for s in self.stages:  # every stage continues from the frames as they were shown
+        """Continue from `motion`, the frames shown just before the stream (the avatar's current pose,
+        the end of a previous clip): every stage takes them as its history."""
+        if not self.stages or len(motion) == 0:
+            return
+        for s in self.stages:
             s.prime(motion)
+        self._primed_xz = motion.trans[-1, [0, 2]].astype(np.float64)

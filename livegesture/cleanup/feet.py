@@ -52,6 +52,13 @@ class FootPlanter:
         self._release = np.zeros(2, np.int64)   # frames of the return to the model's foot still to go
         self._from = np.zeros((2, 3))           # x, z and heading where that return started
 
+    def restart_at(self, legs: tuple[LegFrame, LegFrame]) -> None:
+        """The frame of `legs` was shown as it is: planted feet stay where it has them, none is returning."""
+        for s, leg in enumerate(legs):
+            if self.planted[s]:
+                self._lock[s] = leg.ankle_pos[0], leg.ankle_pos[2], self.heading(s, leg.ankle_rot)
+        self._release[:] = 0
+
     def heading(self, s: int, ankle_rot: np.ndarray) -> float:
         """Heading (rad about +y) of the ankle-to-toe direction of foot `s`."""
         f = ankle_rot @ self._offsets[LEGS[s][3]]

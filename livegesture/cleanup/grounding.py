@@ -40,7 +40,23 @@ class Grounding(FrameStage):
         self.cues.reset()
         self.root.reset()
         self.feet.reset()
+        self._solve = self.feet_config.enabled
         self._last_ankles = np.zeros((2, 2))  # input ankle x, z of the last frame
+
+    def prime(self, motion) -> None:
+        """Take `motion` as shown: its feet on the floor stay planted where its last frame has them, and
+        the root continues (and is anchored, unless an anchor is configured) at its last frame."""
+        if len(motion) == 0:
+            return
+        self._solve = False  # the frames were shown as they are: only follow contact and root
+        try:
+            self(motion)
+        finally:
+            self._solve = self.feet_config.enabled
+        last = motion[len(motion) - 1:]
+        rot = Rotation.from_rotvec(last.poses[0, list(FK_JOINTS)].astype(np.float64)).as_matrix()
+        self.feet.restart_at(leg_frames(rot, last.trans[0].astype(np.float64), self._rest_root, self._offsets))
+        self.root.restart_at(last.trans[0, [0, 2]].astype(np.float64))
 
     @property
     def planted(self) -> np.ndarray:
@@ -73,4 +89,4 @@ class Grounding(FrameStage):
         trans[0], trans[2] = xz
         for leg in legs:
             leg.shift(delta)
-        return self.feet.step(legs, above, speed, solve=self.feet_config.enabled)
+        return self.feet.step(legs, above, speed, solve=self._solve)

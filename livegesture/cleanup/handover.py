@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..body.constants import NUM_EXPRESSIONS, NUM_JOINTS
+from ..motion import Motion
 from .config import HandoverConfig
 from .stage import FrameStage
 
@@ -61,8 +62,13 @@ class TokenHandover(FrameStage):
         self._phase = 0                                # index of the next frame within its token
 
     def prime(self, motion) -> None:
-        super().prime(motion)
-        self._phase = 0  # the stream's first frame is the first frame of a token
+        """The last two frames of `motion` become the history the first token is joined to (one frame:
+        a still pose); the stream's first frame is the first frame of a token."""
+        last = motion[len(motion) - 2:] if len(motion) >= 2 else Motion.concatenate([motion, motion])
+        self._q[::-1] = Rotation.from_rotvec(last.poses.astype(np.float64).reshape(-1, 3)).as_quat().reshape(2, NUM_JOINTS, 4)
+        self._t[::-1] = last.trans.astype(np.float64)
+        self._e[::-1] = last.expressions.astype(np.float64)
+        self._history, self._phase, self._since = 2, 0, self.config.blend_frames
 
     def _boundary(self, q: Rotation, trans: np.ndarray, expr: np.ndarray) -> None:
         """Set the offset from the decoded frame to where the last two output frames were heading."""

@@ -50,6 +50,13 @@ class RootFollower:
         self._last_in = np.zeros(2)
         self._pos = np.zeros(2)
 
+    def restart_at(self, xz: np.ndarray) -> None:
+        """Continue from root position `xz` (2,) as if it had just been shown; without a configured
+        anchor, that is the anchor."""
+        self._started = True
+        self._anchor = np.array(self.config.anchor) if self.config.anchor is not None else xz.copy()
+        self._pos, self._last_in = xz.copy(), xz.copy()
+
     def update(self, xz: np.ndarray, slide: np.ndarray | None) -> np.ndarray:
         """The root x, z to show for input root `xz` (2,); `slide` (2,) is the mean horizontal motion of
         the planted feet since the last frame, None when no foot is planted."""

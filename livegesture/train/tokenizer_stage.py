@@ -47,7 +47,8 @@ def _only_finetune_differs(a: TokenizerConfig, b: TokenizerConfig) -> bool:
     from dataclasses import replace
 
     return replace(a, finetune_velocity_weight=b.finetune_velocity_weight,
-                   finetune_acceleration_weight=b.finetune_acceleration_weight) == b
+                   finetune_acceleration_weight=b.finetune_acceleration_weight,
+                   finetune_boundary_weight=b.finetune_boundary_weight) == b
 
 
 def _with_config(tok: MotionTokenizer, cfg: TokenizerConfig) -> MotionTokenizer:

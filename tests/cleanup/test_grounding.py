@@ -97,3 +97,15 @@ def test_foot_config_checks():
         RootConfig(mode="glued")
     with pytest.raises(LiveGestureError, match="anchor"):
         RootConfig(anchor=(0.0, float("nan")))
+
+
+def test_a_primed_stream_keeps_the_feet_where_the_seed_left_them():
+    seed = standing(20, seed=7, drift=0.0)
+    m = standing(40, seed=8, drift=0.0)
+    m.trans[:, 2] += np.float32(0.05)  # the model puts the body 5 cm further forwards
+    c = Cleanup()
+    c.prime(seed)
+    out = c(m)
+    feet = lambda x: forward_kinematics(x)[:, [7, 8], :][..., [0, 2]]  # noqa: E731
+    # the stream's root is moved to continue the seed's, and the feet stay on the seed's footprints
+    np.testing.assert_allclose(feet(out)[:10], np.broadcast_to(feet(seed)[-1], (10, 2, 2)), atol=0.01)

@@ -67,3 +67,24 @@ def test_off_is_the_raw_output():
     cfg = CleanupConfig.off()
     assert not cfg.active and Cleanup(cfg).stages == []
     same(Cleanup(cfg)(m), m)
+
+
+@pytest.mark.parametrize("seed_frames", [1, 2, 30])
+def test_a_primed_stream_starts_where_the_seed_ended(seed_frames):
+    seed = standing(40, seed=3, drift=0.0)[40 - seed_frames:]
+    seed.trans[:, 0] += np.float32(0.7)  # the avatar stands 70 cm to the side
+    m = jumpy(60, seed=4, jump=0.01)
+    m.poses += np.float32(0.1)           # and the stream starts in another pose
+    c = Cleanup()
+    c.prime(seed)
+    out = c(m)
+    step = lambda a, b: float(np.abs(a - b).max())  # noqa: E731
+    assert step(out.trans[0, [0, 2]], seed.trans[-1, [0, 2]]) < 0.01   # no jump back to the origin
+    body = [j for j in range(55) if j not in (1, 2, 4, 5, 7, 8)]  # the legs are re-solved for the feet
+    assert step(out.poses[0, body], seed.poses[-1, body]) < 0.6 * step(m.poses[0, body], seed.poses[-1, body])
+    cold = Cleanup()(m)
+    assert step(cold.trans[0, [0, 2]], seed.trans[-1, [0, 2]]) > 0.6
+    # primed streams are still chunking-independent
+    c2 = Cleanup()
+    c2.prime(seed)
+    same(stream(c2, m, [3, 1, 8]), out)

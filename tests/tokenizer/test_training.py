@@ -151,4 +151,7 @@ def test_stage3_fine_tunes_the_decoder_on_the_tokens_only(synth, tmp_path):
     w = load_experiment("demo", {**TINY, "tokenizer.finetune_acceleration_weight": 0.0, "tokenizer_stage3.steps": 30})
     train_tokenizer(synth, out, w, region="upper", stage=3, progress=False)
     assert load_tokenizer(out)[0].cfg.finetune_acceleration_weight == 0.0
+    b = load_experiment("demo", {**TINY, "tokenizer.finetune_boundary_weight": 2.0, "tokenizer_stage3.steps": 30})
+    train_tokenizer(synth, out, b, region="upper", stage=3, progress=False)
+    assert load_tokenizer(out)[0].cfg.finetune_boundary_weight == 2.0
     assert np.isfinite(jump1)
