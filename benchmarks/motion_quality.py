@@ -35,17 +35,7 @@ def row(name: str, q: dict, shift: float | None = None) -> str:
 
 def tokenized(lg, motion):
     """`motion` through the model's tokenizers: encode (bidirectional), decode (causal)."""
-    import torch
-
-    from livegesture.data import training_features
-
-    m = motion[:len(motion) // 4 * 4]
-    feats = training_features(m)
-    b = lg.bundle
-    with torch.no_grad():
-        toks = torch.stack([b.tokenizer[r].encode(torch.from_numpy(b.stats.normalize(r, feats[r]))[None])[0]
-                            for r in b.tokenizer.regions])
-    return b.tokens_to_motion(toks)
+    return lg.bundle.tokens_to_motion(lg.bundle.motion_to_tokens(motion[:len(motion) // 4 * 4]))
 
 
 def main() -> None:

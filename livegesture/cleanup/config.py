@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..errors import LiveGestureError
+from ..errors import ConfigError
 
 ROOT_MODES = ("anchor", "in_place", "raw")
 
 
 def _check(name: str, value: float, low: float, high: float) -> None:
     if not (math.isfinite(value) and low <= value <= high):
-        raise LiveGestureError(f"clean-up setting {name} must be in [{low:g}, {high:g}], got {value!r}")
+        raise ConfigError(f"clean-up setting {name} must be in [{low:g}, {high:g}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,13 @@ class RootConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in ROOT_MODES:
-            raise LiveGestureError(f"root mode must be one of {', '.join(ROOT_MODES)}, got {self.mode!r}")
+            raise ConfigError(f"root mode must be one of {', '.join(ROOT_MODES)}, got {self.mode!r}")
         _check("root.pull_seconds", self.pull_seconds, 0.05, 3600.0)
         _check("root.radius", self.radius, 0.01, 100.0)
         if self.anchor is not None:
             a = tuple(float(v) for v in self.anchor)
             if len(a) != 2 or not all(math.isfinite(v) for v in a):
-                raise LiveGestureError(f"root anchor must be two finite numbers (x, z), got {self.anchor!r}")
+                raise ConfigError(f"root anchor must be two finite numbers (x, z), got {self.anchor!r}")
             object.__setattr__(self, "anchor", a)
 
 
@@ -88,7 +88,7 @@ class FootConfig:
         _check("feet.release_frames", self.release_frames, 1, 300)
         _check("feet.max_hyperextension_deg", self.max_hyperextension_deg, 0.0, 45.0)
         if self.release_height < self.contact_height or self.release_speed < self.contact_speed:
-            raise LiveGestureError("feet: release_height / release_speed must be >= contact_height / "
+            raise ConfigError("feet: release_height / release_speed must be >= contact_height / "
                                    "contact_speed (hysteresis)")
 
 
