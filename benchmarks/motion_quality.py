@@ -9,8 +9,8 @@ the row it was made from.
 
 Rows: each real BEAT2 clip (``--real``) as it is and through the clean-up, the same clip through
 the model's tokenizer (encode, causal decode), raw and cleaned; then motion generated from each
-``--audio`` file (one stream per file and seed): the raw model output, the clean-up (the default),
-and the optional 80 ms causal low-pass for comparison.
+``--audio`` file (one stream per file and seed): the raw model output, the clean-up (the model
+file's default, ``config.cleanup``), and the optional 80 ms causal low-pass for comparison.
 
     python benchmarks/heldout_speech.py --data $D --out runs/heldout_6min.wav
     python benchmarks/motion_quality.py --real $D/2_scott_0_1_1.npz $D/2_scott_0_2_2.npz --audio runs/heldout_6min.wav
@@ -53,6 +53,8 @@ def main() -> None:
     from livegesture.smoothing import CausalSmoother, SmoothingConfig
 
     lg = LiveGesture.load(args.model)
+    cfg = lg.bundle.config.cleanup  # the clean-up the model file's sessions use
+    print(f"clean-up: {cfg}")
     print("approximate neutral skeleton; contact = foot joint within 2 cm of its lowest height in the clip "
           "and < 1 cm vertical step")
     print(HEADER)
@@ -60,11 +62,11 @@ def main() -> None:
         name = Path(path).stem
         m = Motion.load(path)
         print(row(f"real {name}", motion_quality(m)))
-        c = Cleanup()(m)
+        c = Cleanup(cfg)(m)
         print(row(f"real {name} + clean-up", motion_quality(c), trajectory_shift(m, c)))
         t = tokenized(lg, m)
         print(row(f"real {name} through the tokenizer", motion_quality(t)))
-        ct = Cleanup()(t)
+        ct = Cleanup(cfg)(t)
         print(row(f"real {name} through the tokenizer + clean-up", motion_quality(ct), trajectory_shift(t, ct)))
     for path in args.audio:
         a = load_audio(path)
@@ -73,7 +75,7 @@ def main() -> None:
             t0 = time.perf_counter()
             raw = lg.generate(a, seed=seed)
             t1 = time.perf_counter()
-            c = Cleanup()(raw)
+            c = Cleanup(cfg)(raw)
             t2 = time.perf_counter()
             print(row(f"generated {name} raw", motion_quality(raw)))
             print(row(f"generated {name} + clean-up", motion_quality(c), trajectory_shift(raw, c)))

@@ -63,11 +63,11 @@ class RootConfig:
 @dataclass(frozen=True)
 class FootConfig:
     """Foot planting. A foot is planted when its ankle and toe are within `contact_height` of the
-    floor (a running minimum of their heights) and move slower than `contact_speed`; it stays
-    where it was planted (leg IK, foot orientation kept) until the model's foot rises above
-    `release_height`, moves faster than `release_speed`, gets `max_slip` away horizontally or
-    turns by `max_turn_deg`, or the leg cannot reach; then it returns to the model's foot over
-    `release_frames` frames."""
+    floor (a running minimum of their heights) and move slower than `contact_speed`; it keeps its
+    horizontal position and heading (leg IK; height, pitch and roll stay the model's) until the
+    model's foot rises above `release_height`, moves faster than `release_speed`, gets `max_slip`
+    away horizontally or turns by `max_turn_deg`; then it returns to the model's foot over
+    `release_frames` frames. Out of the leg's reach it gives way just as far as needed."""
 
     enabled: bool = True
     contact_height: float = 0.03

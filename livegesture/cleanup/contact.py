@@ -26,6 +26,11 @@ class ContactCues:
         self._floor = np.zeros((2, 2))
         self._last = np.zeros((2, 2, 3))
 
+    @property
+    def started(self) -> bool:
+        """Whether a frame was seen (speeds are known from the second frame on)."""
+        return self._started
+
     def update(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`points` (2 feet, (ankle, toe), 3) of this frame -> (height above the floor (2,), speed (2,))."""
         heights = points[..., 1]

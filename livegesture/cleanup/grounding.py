@@ -78,7 +78,7 @@ class Grounding(FrameStage):
     def _step(self, rot: np.ndarray, trans: np.ndarray) -> list[tuple[int, np.ndarray]]:
         legs = leg_frames(rot, trans, self._rest_root, self._offsets)
         points = np.array([[leg.ankle_pos, leg.foot_pos] for leg in legs])  # (2, 2, 3)
-        started = self.cues._started
+        started = self.cues.started
         above, speed = self.cues.update(points)
         ankles = points[:, 0, [0, 2]]
         holding = [s for s in range(2) if started and self.feet.holds(s, above[s], speed[s])]

@@ -76,7 +76,8 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
     Stage 2 needs a file whose regions finished stage 1, stage 3 (decoder fine-tuning on the
     tokens) one whose regions finished stage 2. Stage 3 may also run on a full model file: its
     decoders are fine-tuned in place (the tokens, and so the AR model trained on them, stay
-    valid; float16 files stay float16). The file is rewritten
+    valid; float16 files stay float16) and the file takes `cfg`'s clean-up settings, which are
+    tuned to how the decoders join tokens. The file is rewritten
     atomically after each region; training checkpoints and TensorBoard logs go to
     ``<out>.work/`` so the same command resumes a killed run.
     """
@@ -150,7 +151,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
             from dataclasses import replace
 
             bundle.tokenizer, bundle.stages["tokenizer"] = tok, dict(stages)
-            bundle.config = replace(bundle.config, tokenizer=tok.cfg)
+            bundle.config = replace(bundle.config, tokenizer=tok.cfg, cleanup=cfg.cleanup)  # tuned to the new joins
             bundle.save(out, half=half)
         elif trainer.dist.is_main:
             save_tokenizer(out, tok, stats, stages, extra={"config": cfg.name,

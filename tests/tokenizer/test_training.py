@@ -174,12 +174,13 @@ def test_stage3_fine_tunes_the_decoders_inside_a_model_file(synth, tmp_path):
     with pytest.raises(ConfigError, match="only stage 3"):
         train_tokenizer(synth, model_path, cfg, region="upper", stage=2, progress=False)
     b3 = load_experiment("demo", {**TINY, "model.dim": 16, "model.heads": 2, "model.audio.dim": 16,
-                                  "tokenizer.finetune_boundary_weight": 5.0})
+                                  "tokenizer.finetune_boundary_weight": 5.0, "cleanup.handover.boundary_weight": 0.2})
     train_tokenizer(synth, model_path, b3, region="upper", stage=3, progress=False)
     after = ModelBundle.load(model_path)
     assert load_model_file(model_path)[1]["weights_dtype"] == "float16"
     assert after.stages["tokenizer"]["upper"] == 3 and after.stages["tokenizer"]["hands"] == 2
     assert after.config.tokenizer.finetune_boundary_weight == 5.0
+    assert after.config.cleanup.handover.boundary_weight == 0.2
     for k, v in before.model.state_dict().items():
         assert torch.equal(v, after.model.state_dict()[k]), k  # the AR model is untouched
     sd0, sd1 = before.tokenizer.state_dict(), after.tokenizer.state_dict()
