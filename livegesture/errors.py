@@ -26,3 +26,8 @@ class CheckpointError(LiveGestureError, ValueError):
 
 class ConfigError(LiveGestureError, ValueError):
     """A configuration file or value that is invalid."""
+
+
+class OutputError(LiveGestureError, OSError):
+    """An output that cannot be written (unwritable folder, a folder in the way) or sent
+    (an unreachable network address)."""

@@ -9,6 +9,9 @@ shortest arc (normalised quaternion interpolation), translation and expression c
 by the same factor ``alpha = 1 - exp(-dt / tau)``. The price is lag: a step in the input
 reaches 63% of its size after ``tau`` seconds, so ``tau`` adds to the audio-to-motion latency.
 Off by default everywhere; evaluation figures are always of the raw model output.
+
+It is an output stage (:mod:`livegesture.stages`): :class:`SmoothingConfig` is the spec a
+session builds its own :class:`CausalSmoother` from.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 
 from .errors import LiveGestureError
 from .motion import Motion
+from .stages.base import FrameBlock, OutputStage, StageContext
 
 __all__ = ["CausalSmoother", "SmoothingConfig"]
 
@@ -36,8 +40,12 @@ class SmoothingConfig:
         if not (math.isfinite(self.tau) and 0 <= self.tau <= 2.0):
             raise LiveGestureError(f"smoothing time constant must be in [0, 2] s, got {self.tau!r}")
 
+    def build(self, ctx: StageContext) -> "CausalSmoother | None":
+        """A fresh smoother for one session (None when off: tau 0)."""
+        return None if self.tau == 0 else CausalSmoother(self, ctx.fps)
 
-class CausalSmoother:
+
+class CausalSmoother(OutputStage):
     """Per-session filter state: the last output frame (quaternions, translation, expressions)."""
 
     def __init__(self, config: SmoothingConfig, fps: float) -> None:
@@ -49,6 +57,14 @@ class CausalSmoother:
 
     def reset(self) -> None:
         self._quat = self._trans = self._expr = None
+
+    def state_nbytes(self) -> int:
+        if self._quat is None:
+            return 0
+        return self._quat.numel() * 8 + self._trans.nbytes + self._expr.nbytes  # type: ignore[union-attr]
+
+    def process(self, block: FrameBlock) -> FrameBlock:
+        return block.with_motion(self(block.motion))
 
     def __call__(self, motion: Motion) -> Motion:
         """The smoothed copy of the next frames of the stream (any number, 0 included)."""

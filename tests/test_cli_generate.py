@@ -95,3 +95,52 @@ def test_generate_root_in_place(model, model_path, tmp_path):  # noqa: F811
     expected = model.generate(load_audio(wav), seed=0, smoothing=SmoothingConfig(0.08))
     np.testing.assert_allclose(smooth.poses, expected.poses, atol=1e-5)
     assert np.abs(smooth.poses - a.poses).max() > 1e-3
+
+
+def test_generate_writes_glb_fbx_and_bvh_units(model, model_path, tmp_path, monkeypatch):  # noqa: F811
+    """--glb and --bvh-units write what the library writes; --fbx without bpy fails with one line
+    saying how to get it, before any work (no npz written)."""
+    import pygltflib
+
+    import livegesture.export.fbx as fbx_mod
+
+    audio, _ = synthetic_audio(1.0, seed=7)
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, audio, 16000)
+    out, glb, bvh = tmp_path / "m.npz", tmp_path / "m.glb", tmp_path / "m.bvh"
+    res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(out), "--model", str(model_path),
+                                   "--glb", str(glb), "--bvh", str(bvh), "--bvh-units", "cm"])
+    assert res.exit_code == 0, res.output
+    m = Motion.load(out)
+    g = pygltflib.GLTF2().load(str(glb))
+    assert g.accessors[g.animations[0].samplers[0].input].count == len(m)
+    from livegesture.export import write_bvh
+
+    assert bvh.read_text() == write_bvh(m, tmp_path / "ref.bvh", units="cm").read_text()
+    monkeypatch.setattr(fbx_mod, "blender_available", lambda: False)
+    res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(tmp_path / "n.npz"), "--model",
+                                   str(model_path), "--fbx", str(tmp_path / "m.fbx")])
+    assert isinstance(res.exception, LiveGestureError)
+    assert "pip install 'livegesture[blender]'" in str(res.exception)
+    assert not (tmp_path / "n.npz").exists()
+    res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(tmp_path / "n.npz"), "--model",
+                                   str(model_path), "--bvh", str(bvh), "--bvh-units", "feet"])
+    assert isinstance(res.exception, LiveGestureError) and "--bvh-units" in str(res.exception)
+
+
+def test_unwritable_output_is_one_line_exit_2(model_path, tmp_path):  # noqa: F811
+    """Through the real entry point: an output under a file (not a folder) fails before generating."""
+    import subprocess
+    import sys
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, synthetic_audio(0.5, seed=1)[0], 16000)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "livegesture", "generate", str(wav), "-o",
+                           str(tmp_path / "m.npz"), "--model", str(model_path), "--glb",
+                           str(blocker / "m.glb")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the glTF file" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m.npz").exists()

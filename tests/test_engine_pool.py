@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from livegesture import LiveGestureError, Motion
-from livegesture.engine_pool import PoolFullError, SessionPool, token_audio_time
+from livegesture.engine import PoolFullError, SessionPool, token_audio_time
 from livegesture.errors import AudioError
 
 from .test_engine import assert_same_motion, audio_of, model, model_path  # noqa: F401  (fixtures)
@@ -109,7 +109,7 @@ def test_held_sessions_wait_and_then_catch_up(model):
 
 
 def test_audio_time_is_the_end_of_the_token():
-    # token tau needs ceil((4 tau + 4) * 1600 / 3) samples at 16 kHz (engine.py's emission rule)
+    # token tau needs ceil((4 tau + 4) * 1600 / 3) samples at 16 kHz (the engine's emission rule)
     assert token_audio_time(0) == token_audio_time(3) == 2134 / 16000
     assert token_audio_time(4) == 4267 / 16000
 

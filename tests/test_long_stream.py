@@ -67,7 +67,7 @@ def test_an_hour_of_audio_streams_at_constant_memory():
     growth = float(np.median(mib[50:]) - np.median(mib[20:30]))
     assert growth < 8, f"RSS grew {growth:.1f} MiB; per minute: {np.round(mib, 1).tolist()}"
     # absolute positions in the (private) model state: token 27000, audio frame 108000
-    state = session._batch._state
+    state = session._core._state
     offsets = {k: v for k, v in _leaves(state) if k.endswith("offset")}
     assert offsets, "no position counters found"
     for k, v in offsets.items():

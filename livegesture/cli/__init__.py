@@ -8,7 +8,7 @@ from ..errors import LiveGestureError
 from .app import app, report_app, train_app
 from . import bench_cmd, data_cmds, generate_cmd, model_cmds, tokenizer_cmds  # noqa: F401  (registers commands)
 from . import metrics_cmds  # noqa: F401  (registers commands)
-from . import serve_cmds  # noqa: F401  (registers commands)
+from . import live_cmd, serve_cmds  # noqa: F401  (registers commands)
 
 
 def main() -> None:

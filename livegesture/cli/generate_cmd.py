@@ -1,4 +1,4 @@
-"""`livegesture generate`: speech file in, motion files out (npz, BVH, MP4)."""
+"""`livegesture generate`: speech file in, motion files out (npz, BVH, glTF, FBX, MP4)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ def generate_cmd(
     model: Optional[Path] = typer.Option(None, help="model file (default: the bundled demo model)"),
     seed: int = typer.Option(0, help="sampling seed"),
     bvh: Optional[Path] = typer.Option(None, help="also write a BVH of the SMPL-X skeleton"),
+    bvh_units: str = typer.Option("m", help="BVH length unit: m (default; Blender's BVH importer at its "
+                                            "default scale 1.0 then shows a human-sized figure), cm "
+                                            "(tools that expect centimetres), mm or in"),
+    glb: Optional[Path] = typer.Option(None, help="also write a glTF 2.0 binary (.glb): SMPL-X skeleton, "
+                                                  "skinned mannequin, 30 fps animation (Blender, Unity, "
+                                                  "Unreal, three.js, the viewer page)"),
+    fbx: Optional[Path] = typer.Option(None, help="also write an FBX through Blender's FBX exporter (needs "
+                                                  "pip install 'livegesture[blender]')"),
     video: Optional[Path] = typer.Option(None, help="also render an MP4 with the speech muxed in"),
     text: Optional[Path] = typer.Option(None, help="aligned words (TextGrid, 'words' tier) as an optional cue; "
                                               "needs a model trained with text"),
@@ -33,8 +41,21 @@ def generate_cmd(
 
     from ..data.audio import SAMPLE_RATE, load_audio
     from ..engine import LiveGesture
+    from ..export import bvh_scale, check_output_path
+    from ..export.fbx import require_blender
+    from ..errors import ConfigError
     from ..motion import Motion
 
+    try:
+        bvh_scale(bvh_units)
+    except ValueError as exc:
+        raise ConfigError(f"--bvh-units: {exc}") from None
+    if fbx is not None:
+        require_blender()
+    for path, what in ((out, "motion npz"), (bvh, "BVH file"), (glb, "glTF file"), (fbx, "FBX file"),
+                       (video, "video")):
+        if path is not None:
+            check_output_path(path, what)
     lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
     audio = load_audio(speech, SAMPLE_RATE)
     from ..smoothing import SmoothingConfig
@@ -58,8 +79,18 @@ def generate_cmd(
     if bvh is not None:
         from ..export import write_bvh
 
-        write_bvh(motion, bvh)
-        typer.echo(f"wrote {bvh}")
+        write_bvh(motion, bvh, units=bvh_units)
+        typer.echo(f"wrote {bvh} ({bvh_units})")
+    if glb is not None:
+        from ..export import write_gltf
+
+        write_gltf(motion, glb)
+        typer.echo(f"wrote {glb}")
+    if fbx is not None:
+        from ..export import write_fbx
+
+        write_fbx(motion, fbx)
+        typer.echo(f"wrote {fbx}")
     if video is not None:
         from ..export import render_video
 

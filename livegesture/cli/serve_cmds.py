@@ -43,15 +43,23 @@ def stream_file_cmd(
     packet_ms: float = typer.Option(20.0, help="audio per WebSocket message (ms)"),
     realtime: bool = typer.Option(True, help="pace the packets in real time (--no-realtime: as fast as possible)"),
     fmt: str = typer.Option("pcm16", "--format", help="pcm16 or f32"),
+    vmc: Optional[str] = typer.Option(None, help="also forward every frame to a VMC receiver HOST:PORT "
+                                                 "as it arrives (see 'livegesture live')"),
 ) -> None:
     """Stream a speech file to a running server in real time and save the motion that comes back."""
+    from ..export import check_output_path
     from ..serve.client import stream_file
 
     if not speech.is_file():
         raise typer.BadParameter(f"no such file: {speech}", param_hint="SPEECH")
+    out = check_output_path(out or speech.with_suffix(".npz"), "motion npz")
+    sender = None
+    if vmc is not None:
+        from ..vmc import VmcSender
+
+        sender = VmcSender(vmc)  # checks the address before streaming
     url = url if url.rstrip("/").endswith("/ws") else url.rstrip("/") + "/ws"
-    res = stream_file(speech, url, seed=seed, packet_ms=packet_ms, realtime=realtime, fmt=fmt)
-    out = out or speech.with_suffix(".npz")
+    res = stream_file(speech, url, seed=seed, packet_ms=packet_ms, realtime=realtime, fmt=fmt, vmc=sender)
     res.motion.save(out)
     p = res.latency_percentiles()
     typer.echo(f"wrote {out} ({len(res.motion)} frames, {res.motion.duration:.2f} s of motion for "
@@ -59,6 +67,9 @@ def stream_file_cmd(
                f"p95 {1000 * p[95]:.0f} ms, p99 {1000 * p[99]:.0f} ms")
     for w in res.warnings:
         typer.echo(f"server: {w}", err=True)
+    if sender is not None:
+        typer.echo(f"forwarded {sender.frames_sent} frames to VMC {sender.address}")
+        sender.close()
 
 
 @app.command("bench-server")

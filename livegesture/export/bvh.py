@@ -8,7 +8,9 @@ The file follows the usual SMPL(-X) -> BVH conversion:
 * ``OFFSET`` of a joint = its rest position minus its parent's, from the
   approximate neutral skeleton unless a :class:`~livegesture.body.Skeleton` is
   given (e.g. :func:`livegesture.body.load_skeleton` for exact joints),
-  multiplied by `scale` (default 100: **centimetres**); the root's ``OFFSET`` is
+  in `units` (default ``"m"``, **metres**: Blender's BVH importer at its default scale 1.0 then
+  gives a human-sized figure, where centimetres gave a 150 m one; ``"cm"`` for tools that
+  expect centimetres); the root's ``OFFSET`` is
   ``0 0 0`` and its position channels carry the absolute pelvis position, so
   readers that add OFFSET to the channels and readers that replace it agree;
 * the root has 6 channels ``Xposition Yposition Zposition`` + 3 rotations, the
@@ -37,8 +39,12 @@ from scipy.spatial.transform import Rotation
 
 from ..body.constants import JOINT_NAMES, NUM_JOINTS, PARENTS
 from ..body.kinematics import Skeleton, approximate_skeleton
+from .paths import write_atomic
 
-__all__ = ["write_bvh", "bvh_euler_angles", "CHANNEL_ORDERS"]
+__all__ = ["write_bvh", "bvh_euler_angles", "bvh_scale", "BVH_UNITS", "CHANNEL_ORDERS"]
+
+#: BVH length units and their size in units per metre
+BVH_UNITS: dict[str, float] = {"m": 1.0, "cm": 100.0, "mm": 1000.0, "in": 1.0 / 0.0254}
 
 #: accepted rotation channel orders (any permutation of X, Y, Z)
 CHANNEL_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
@@ -54,6 +60,20 @@ def _check_order(channel_order: str) -> str:
         raise ValueError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)}, "
                          f"got {channel_order!r}")
     return order
+
+
+def bvh_scale(units: str | float) -> float:
+    """Units per metre of a BVH unit name in :data:`BVH_UNITS` or of a positive number."""
+    if isinstance(units, str):
+        key = units.strip().lower()
+        if key not in BVH_UNITS:
+            raise ValueError(f"BVH units must be one of {', '.join(BVH_UNITS)} or a number of units "
+                             f"per metre, got {units!r}")
+        return BVH_UNITS[key]
+    scale = float(units)
+    if not scale > 0 or not np.isfinite(scale):
+        raise ValueError(f"BVH units per metre must be positive, got {units}")
+    return scale
 
 
 def bvh_euler_angles(rotvecs: np.ndarray, channel_order: str = "ZXY",
@@ -114,7 +134,7 @@ def _format_rows(values: np.ndarray, precision: int) -> str:
 
 
 def write_bvh(motion, path: str | os.PathLike, skeleton: Skeleton | None = None,
-              root_in_place: bool = False, scale: float = 100.0, channel_order: str = "ZXY",
+              root_in_place: bool = False, units: str | float = "m", channel_order: str = "ZXY",
               precision: int = 6) -> Path:
     """Write `motion` as a BVH file and return its path.
 
@@ -127,9 +147,9 @@ def write_bvh(motion, path: str | os.PathLike, skeleton: Skeleton | None = None,
         (pass :func:`livegesture.body.load_skeleton` output for exact offsets).
     root_in_place : bool
         Keep only the vertical component of the translation (a root that stays in place).
-    scale : float
-        Units per metre of offsets and root positions; 100 (default) writes centimetres,
-        1 writes metres.
+    units : str or float
+        Length unit of offsets and root positions: ``"m"`` (default; imports at human size in
+        Blender), ``"cm"``, ``"mm"``, ``"in"``, or a number of units per metre.
     channel_order : str
         Rotation channel order, any permutation of "XYZ" (default "ZXY", the common
         mocap order); see :func:`bvh_euler_angles` for the convention.
@@ -137,8 +157,7 @@ def write_bvh(motion, path: str | os.PathLike, skeleton: Skeleton | None = None,
         Decimals written for offsets and channel values.
     """
     order = _check_order(channel_order)
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale}")
+    scale = bvh_scale(units)
     if not motion.fps > 0:
         raise ValueError(f"motion.fps must be positive, got {motion.fps}")
     skeleton = skeleton or approximate_skeleton()
@@ -189,11 +208,4 @@ def write_bvh(motion, path: str | os.PathLike, skeleton: Skeleton | None = None,
     values = np.concatenate([root_pos, eul[:, write_order].reshape(n, -1)], axis=1)
 
     lines += ["MOTION", f"Frames: {n}", f"Frame Time: {1.0 / float(motion.fps):.8f}"]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="ascii", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
-        f.write(_format_rows(values, precision))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n" + _format_rows(values, precision), "BVH file")

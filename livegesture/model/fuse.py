@@ -29,6 +29,7 @@ from torch import nn
 
 from ..body.constants import REGIONS
 from ..streaming.base import StreamingModule
+from ..streaming.rows import rowwise
 from ..streaming.state import StreamState
 from .config import ModelConfig
 from .layers import MLP, RegionAttention, audio_cross_attention, token_head, token_self_attention
@@ -97,7 +98,7 @@ class XARFuse(StreamingModule):
 
     def apply_pilor(self, h: torch.Tensor) -> torch.Tensor:
         """h~ = h + W_r h per region; h (B, R, n, dim)."""
-        return torch.stack([h[:, i] + w(h[:, i]) for i, w in enumerate(self.pilor)], dim=1)
+        return torch.stack([h[:, i] + rowwise(w, h[:, i]) for i, w in enumerate(self.pilor)], dim=1)
 
     def step(self, h: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         B, R, n, d = h.shape
@@ -107,4 +108,4 @@ class XARFuse(StreamingModule):
         for i, block in enumerate(self.blocks):
             x = block.step(x, state[f"blocks.{i}"], a)
         x = self.norm(x).view(B, R, n, d)
-        return torch.stack([c(x[:, i]) for i, c in enumerate(self.classifiers)], dim=1)
+        return torch.stack([rowwise(c, x[:, i]) for i, c in enumerate(self.classifiers)], dim=1)

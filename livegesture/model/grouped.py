@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..streaming.attention import StreamingCrossAttention, StreamingSelfAttention
+from ..streaming.rows import baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .expert import RegionExpert
 
@@ -125,7 +126,7 @@ class GroupedExperts:
 
     def _mlp(self, x: torch.Tensor, a: str, b: str) -> torch.Tensor:
         w = self.w
-        return torch.baddbmm(w[b + "b"], F.gelu(torch.baddbmm(w[a + "b"], x, w[a])), w[b])
+        return baddbmm_rows(w[b + "b"], F.gelu(baddbmm_rows(w[a + "b"], x, w[a])), w[b])
 
     # ------------------------------------------------------------------ the grouped step
     def step(self, inputs: torch.Tensor, state: StreamState, audio: torch.Tensor) -> torch.Tensor:
@@ -142,19 +143,19 @@ class GroupedExperts:
         x = self._mlp(emb, "in1", "in2")  # (R, M, d)
         a = F.layer_norm(audio.reshape(N * audio.shape[1], -1), audio.shape[-1:])
         a = a[None] * w["ang"] + w["anb"]  # (R, N*4n, da)
-        kv_all = torch.baddbmm(w["kvb"], a, w["kv"])  # (R, N*4n, blocks*2d)
+        kv_all = baddbmm_rows(w["kvb"], a, w["kv"])  # (R, N*4n, blocks*2d)
         for i, block in enumerate(e0.blocks):
             st = state[f"blocks.{i}"]
             h = self._ln(x, w[f"{i}.norm_cross.g"], w[f"{i}.norm_cross.b"])
-            q = torch.baddbmm(w[f"{i}.cqb"], h, w[f"{i}.cq"])
+            q = baddbmm_rows(w[f"{i}.cqb"], h, w[f"{i}.cq"])
             kv = kv_all[..., 2 * d * i:2 * d * (i + 1)]
             att, seen = _cross(block.cross, st["cross"], q, kv, N, R, n)  # type: ignore[arg-type]
-            o = torch.baddbmm(w[f"{i}.cob"], att, w[f"{i}.co"])
+            o = baddbmm_rows(w[f"{i}.cob"], att, w[f"{i}.co"])
             x = x + o.masked_fill(~seen, 0.0)
             h = self._ln(x, w[f"{i}.norm_self.g"], w[f"{i}.norm_self.b"])
-            qkv = torch.baddbmm(w[f"{i}.qkvb"], h, w[f"{i}.qkv"])
+            qkv = baddbmm_rows(w[f"{i}.qkvb"], h, w[f"{i}.qkv"])
             att = _self(block.self_attn, st["self_attn"], qkv, N, R, n)  # type: ignore[arg-type]
-            x = x + torch.baddbmm(w[f"{i}.sob"], att, w[f"{i}.so"])
+            x = x + baddbmm_rows(w[f"{i}.sob"], att, w[f"{i}.so"])
             h = self._ln(x, w[f"{i}.norm_mlp.g"], w[f"{i}.norm_mlp.b"])
             x = x + self._mlp(h, f"{i}.m1", f"{i}.m2")
         return self._ln(x, w["ng"], w["nb"])
@@ -163,8 +164,8 @@ class GroupedExperts:
         """Logits (R, M, K) of hidden states (R, M, dim), each region through its own head (after a
         :meth:`step`, which refreshed the stacked weights)."""
         if not self.linear_heads:
-            return torch.stack([e.head(h[i]) for i, e in enumerate(self.experts)])
-        return torch.baddbmm(self.w["headb"], h, self.w["head"])
+            return torch.stack([rowwise(e.head, h[i]) for i, e in enumerate(self.experts)])
+        return baddbmm_rows(self.w["headb"], h, self.w["head"])
 
 
 def _to_rows(t: torch.Tensor, N: int, R: int, n: int, heads: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from ..body.constants import FPS, PARENTS
 from ..data.audio import SAMPLE_RATE
 from ..engine import LiveGesture
-from ..engine_pool import PoolFullError
+from ..engine import PoolFullError
 from ..errors import LiveGestureError
 from ..model.config import FRAMES_PER_TOKEN
 from .config import ServerConfig

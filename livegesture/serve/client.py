@@ -2,6 +2,7 @@
 
 >>> result = stream_file("speech.wav", "ws://127.0.0.1:8000/ws")   # real-time pacing
 >>> result.motion.save("out.npz"); result.latency_percentiles()
+>>> stream_file("speech.wav", "ws://127.0.0.1:8000/ws", vmc="127.0.0.1:39539")   # also forward to VMC
 
 :func:`stream_audio` sends audio in fixed packets (20 ms by default), paced in real time or
 as fast as the server takes it, while a concurrent task receives the frames. Each frame's
@@ -18,13 +19,16 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from ..errors import LiveGestureError
 from ..motion import Motion
 from .protocol import decode_frame_binary
+
+if TYPE_CHECKING:
+    from ..vmc import VmcSender
 
 __all__ = ["ServerError", "StreamResult", "stream_audio", "stream_audio_sync", "stream_file"]
 
@@ -64,10 +68,15 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
                        output: str = "binary", joints: bool = False, words: list[dict] | None = None,
                        smooth: float = 0.0,
                        on_frame: Callable[[dict], None] | None = None, open_timeout: float = 10.0,
-                       ) -> StreamResult:
+                       vmc: "str | VmcSender | None" = None) -> StreamResult:
     """Stream mono float32 `audio` at `sample_rate` to the server at `url` (``ws://host:port/ws``) and
-    collect the frames. Raises :class:`ServerError` with the server's message on an error."""
+    collect the frames. Raises :class:`ServerError` with the server's message on an error.
+    `vmc` (``HOST:PORT`` or a :class:`~livegesture.vmc.VmcSender`) forwards every frame to a VMC
+    receiver as it arrives."""
     import websockets
+
+    if vmc is not None:
+        on_frame = _forward_to_vmc(vmc, on_frame)
 
     x = np.asarray(audio, np.float32)
     if x.ndim != 1:
@@ -155,6 +164,27 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
         lat[i] = recv_at[i] - sent_at[k] if k < len(sent_at) else float("nan")
     return StreamResult(Motion(poses, trans, expr), idx, times, lat[np.isfinite(lat)], jts, started,
                         result.get("ended"), warnings, len(x) / sample_rate, wall)
+
+
+def _forward_to_vmc(vmc: "str | VmcSender", then: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """An on_frame callback that sends each received frame to VMC (then calls `then`)."""
+    from ..body.constants import FPS
+    from ..vmc import VmcSender
+
+    sender = vmc if isinstance(vmc, VmcSender) else VmcSender(vmc)
+
+    def forward(frame: dict) -> None:
+        poses = np.asarray(frame["poses"], np.float64).reshape(1, 55, 3)
+        sender.send_frames(poses, np.asarray(frame["trans"], np.float64).reshape(1, 3),
+                           np.array([frame["index"] / FPS]))
+        if then is not None:
+            then(frame)
+
+    if sender is not vmc:  # opened here from an address: closed with the callback, after the session
+        import weakref
+
+        weakref.finalize(forward, sender.close)
+    return forward
 
 
 def stream_audio_sync(*args: Any, **kwargs: Any) -> StreamResult:

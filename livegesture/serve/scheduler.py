@@ -29,7 +29,7 @@ import numpy as np
 
 from ..body.kinematics import forward_kinematics
 from ..engine import LiveGesture
-from ..engine_pool import SessionPool, token_audio_time
+from ..engine import SessionPool, token_audio_time
 from ..motion import Motion
 from ..smoothing import SmoothingConfig
 from .config import ServerConfig

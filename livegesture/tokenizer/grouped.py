@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..body.constants import REGIONS
 from ..model.grouped import StackedCache
 from ..streaming.conv import CausalConv1d
+from ..streaming.rows import baddbmm_rows
 from ..streaming.state import StreamState
 from .svq import MotionTokenizer
 
@@ -97,9 +98,9 @@ class GroupedDecoder:
         if d > 1:
             taps = taps[..., ::d]
         cols = taps.reshape(R, B * n, h * k)
-        y = torch.baddbmm(self.w[f"{i}.convb"], cols, self.w[f"{i}.conv"])
+        y = baddbmm_rows(self.w[f"{i}.convb"], cols, self.w[f"{i}.conv"])
         buf.copy_(z[:, :, z.shape[2] - P:].permute(1, 0, 3, 2))
-        y = torch.baddbmm(self.w[f"{i}.projb"], F.gelu(y), self.w[f"{i}.proj"])
+        y = baddbmm_rows(self.w[f"{i}.projb"], F.gelu(y), self.w[f"{i}.proj"])
         return x + y.view(R, B, n, h)
 
     def decode(self, ids: torch.Tensor, state: StreamState) -> list[torch.Tensor]:
@@ -112,15 +113,15 @@ class GroupedDecoder:
         idx = ids.permute(1, 0, 2).reshape(R, B * n)
         # code vectors through each region's own quantizer (flat or pair codebooks look up differently)
         c = torch.stack([t.quantizer.lookup(idx[r]) for r, t in enumerate(self.tok)])
-        z = (torch.baddbmm(w["post2b"], F.gelu(torch.baddbmm(w["post1b"], c, w["post1"])), w["post2"])
-             + torch.baddbmm(w["skipb"], c, w["skip"]))
-        x = torch.baddbmm(w["inpb"], z, w["inp"])
+        z = (baddbmm_rows(w["post2b"], F.gelu(baddbmm_rows(w["post1b"], c, w["post1"])), w["post2"])
+             + baddbmm_rows(w["skipb"], c, w["skip"]))
+        x = baddbmm_rows(w["inpb"], z, w["inp"])
         h = x.shape[-1]
         x = x.view(R, B, n, h)
         nb = len(self.convs) - 1
         for i in range(nb):
             x = self._res(i, x, state[f"{i}"])
-        x = torch.baddbmm(w["unfoldb"], x.reshape(R, B * n, h), w["unfold"]).view(R, B, 4 * n, h)
+        x = baddbmm_rows(w["unfoldb"], x.reshape(R, B * n, h), w["unfold"]).view(R, B, 4 * n, h)
         x = self._res(nb, x, state[f"{nb}"])
-        y = torch.baddbmm(w["outb"], F.gelu(x.reshape(R, B * 4 * n, h)), w["out"]).view(R, B, 4 * n, -1)
+        y = baddbmm_rows(w["outb"], F.gelu(x.reshape(R, B * 4 * n, h)), w["out"]).view(R, B, 4 * n, -1)
         return [y[r, :, :, :dim] for r, dim in enumerate(self.dims)]

@@ -39,17 +39,32 @@ def _bvh_world_positions(path) -> np.ndarray:
 @pytest.mark.parametrize("order", ["ZXY", "XYZ", "YZX"])
 def test_round_trip_random_poses(tmp_path, rng, order):
     m = _motion(rng)
-    path = write_bvh(m, tmp_path / "a.bvh", channel_order=order)
+    path = write_bvh(m, tmp_path / "a.bvh", channel_order=order, units="cm")
     got = _bvh_world_positions(path)
     ref = forward_kinematics(m) * 100.0
     np.testing.assert_allclose(got, ref, atol=1e-4 * 100.0)  # 0.1 mm, in cm
+
+
+@pytest.mark.parametrize("units,scale", [("m", 1.0), ("mm", 1000.0), ("in", 1 / 0.0254), (2.5, 2.5)])
+def test_units(tmp_path, rng, units, scale):
+    m = _motion(rng, frames=3)
+    got = _bvh_world_positions(write_bvh(m, tmp_path / "a.bvh", units=units))
+    np.testing.assert_allclose(got, forward_kinematics(m) * scale, atol=1e-6 * scale)
+
+
+def test_default_units_are_metres(tmp_path, rng):
+    """Blender's BVH importer (scale 1.0) reads BVH units as metres: the default gives a human size."""
+    m = _motion(rng, frames=2)
+    bvh = bvhio.readAsBvh(str(write_bvh(m, tmp_path / "a.bvh")))
+    offsets = {j.Name: np.array(j.Offset) for j, _, _ in bvh.Root.layout()}
+    np.testing.assert_allclose(offsets["left_knee"], approximate_skeleton().offsets[4], atol=1e-6)
 
 
 def test_round_trip_metres_and_custom_skeleton(tmp_path, rng):
     m = _motion(rng, frames=3)
     rest = approximate_skeleton().rest_joints * 1.1 + rng.normal(0, 0.01, (NUM_JOINTS, 3))
     sk = Skeleton(rest, exact=True, label="test")
-    path = write_bvh(m, tmp_path / "a.bvh", skeleton=sk, scale=1.0)
+    path = write_bvh(m, tmp_path / "a.bvh", skeleton=sk, units="m")
     bvh = bvhio.readAsBvh(str(path))
     offsets = {j.Name: np.array(j.Offset) for j, _, _ in bvh.Root.layout()}
     for j in range(1, NUM_JOINTS):
@@ -60,7 +75,7 @@ def test_round_trip_metres_and_custom_skeleton(tmp_path, rng):
 
 def test_root_in_place(tmp_path, rng):
     m = _motion(rng, frames=5)
-    path = write_bvh(m, tmp_path / "a.bvh", root_in_place=True)
+    path = write_bvh(m, tmp_path / "a.bvh", root_in_place=True, units="cm")
     got = _bvh_world_positions(path)
     flat = replace(m, trans=m.trans * np.array([0, 1, 0], np.float32))
     np.testing.assert_allclose(got, forward_kinematics(flat) * 100.0, atol=1e-2)
@@ -71,7 +86,7 @@ def test_root_in_place(tmp_path, rng):
 
 def test_single_frame(tmp_path, rng):
     m = _motion(rng, frames=1)
-    path = write_bvh(m, tmp_path / "one.bvh")
+    path = write_bvh(m, tmp_path / "one.bvh", units="cm")
     bvh = bvhio.readAsBvh(str(path))
     assert bvh.FrameCount == 1
     np.testing.assert_allclose(_bvh_world_positions(path), forward_kinematics(m) * 100, atol=1e-2)
@@ -79,7 +94,7 @@ def test_single_frame(tmp_path, rng):
 
 def test_hierarchy_and_header(tmp_path, rng):
     m = _motion(rng, frames=7, fps=25.0)
-    path = write_bvh(m, tmp_path / "a.bvh", channel_order="XYZ")
+    path = write_bvh(m, tmp_path / "a.bvh", channel_order="XYZ", units="cm")
     bvh = bvhio.readAsBvh(str(path))
     layout = bvh.Root.layout()
     assert len(layout) == NUM_JOINTS
@@ -135,14 +150,16 @@ def test_bad_arguments(tmp_path, rng):
     m = _motion(rng, frames=2)
     with pytest.raises(ValueError, match="channel_order"):
         write_bvh(m, tmp_path / "a.bvh", channel_order="ZZY")
-    with pytest.raises(ValueError, match="scale"):
-        write_bvh(m, tmp_path / "a.bvh", scale=0)
+    with pytest.raises(ValueError, match="positive"):
+        write_bvh(m, tmp_path / "a.bvh", units=0)
+    with pytest.raises(ValueError, match="units must be one of m, cm"):
+        write_bvh(m, tmp_path / "a.bvh", units="feet")
 
 
 @pytest.mark.realdata
 def test_round_trip_real_clip(tmp_path, beat2_dir):
     m = Motion.load(beat2_dir / "2_scott_0_1_1.npz")[::25]  # 77 frames spread over the clip
-    path = write_bvh(m, tmp_path / "scott.bvh")
+    path = write_bvh(m, tmp_path / "scott.bvh", units="cm")
     assert bvhio.readAsBvh(str(path)).FrameCount == len(m)
     got = _bvh_world_positions(path)
     np.testing.assert_allclose(got, forward_kinematics(m) * 100.0, atol=1e-4 * 100.0)

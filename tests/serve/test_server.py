@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from livegesture.cli import app
 from livegesture.data.audio import load_audio
-from livegesture.engine_pool import token_audio_time
+from livegesture.engine import token_audio_time
 from livegesture.motion import Motion
 from livegesture.serve.client import stream_audio, stream_audio_sync
 

@@ -11,7 +11,7 @@ const SR = 16000, PACKET = 320;
 const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
 renderer.setPixelRatio(window.devicePixelRatio);
 $("view").appendChild(renderer.domElement);
-const scene = new THREE.Scene();
+export const scene = new THREE.Scene();   // also used by gltf-view.js
 scene.background = new THREE.Color(0x1d2127);
 const camera = new THREE.PerspectiveCamera(35, 1, 0.05, 100);
 camera.position.set(0.0, 1.1, 4.2);

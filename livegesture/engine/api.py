@@ -1,0 +1,96 @@
+"""LiveGesture: a loaded model and the public inference API (docs/design.md §1, §6).
+
+>>> model = LiveGesture.load("model.safetensors")
+>>> session = model.stream(seed=0)          # one live stream, 16 kHz mono float32
+>>> out = session.push(chunk)               # Motion of the frames that became final (maybe 0)
+>>> rest = session.close()                  # whatever is still pending
+>>> motion = model.generate(audio, seed=0)  # == streaming the whole clip
+
+:meth:`LiveGesture.generate` is exactly one push of the whole clip followed by
+:meth:`StreamSession.close`, so offline == streaming by construction; every front end
+(:class:`StreamSession`, :class:`SessionBatch`, :class:`SessionPool`) runs the one
+:class:`~.core.EngineCore`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..bundle import ModelBundle
+from ..data.audio import SAMPLE_RATE, prepare_audio
+from ..errors import LiveGestureError
+from ..model.config import SamplingConfig
+from ..motion import Motion
+from ..stages.base import StageSpec
+from ..tokenizer.grouped import GroupedDecoder
+from .batch import SessionBatch
+from .session import StreamSession
+
+__all__ = ["LiveGesture"]
+
+
+class LiveGesture:
+    """A loaded LiveGesture model: :meth:`stream` live sessions, :meth:`generate` whole clips."""
+
+    def __init__(self, bundle: ModelBundle):
+        self.bundle = bundle
+        self.bundle.model.eval()
+        self.bundle.tokenizer.eval()
+        # streaming decode of the 4 region tokenizers as one grouped computation (stacked weights)
+        self._decoder = GroupedDecoder(bundle.tokenizer)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "LiveGesture":
+        """Load a model file (``livegesture train all`` output); without a path, the bundled demo
+        model (``livegesture/assets/demo_model.safetensors``, described by its MODEL_CARD.md)."""
+        if path is None:
+            from ..assets import demo_model_path
+
+            path = demo_model_path()
+        return cls(ModelBundle.load(path, device))
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return self.bundle.config.sampling
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the model takes aligned words as an optional cue (``push_words``, ``words=``)."""
+        return self.bundle.model.config.text_vocab_size > 0 and self.bundle.vocab is not None
+
+    def stream(self, seed: int = 0, sample_rate: int = SAMPLE_RATE,
+               sampling: SamplingConfig | None = None, smoothing: StageSpec | None = None,
+               stages: Sequence[StageSpec] = ()) -> StreamSession:
+        """A new live session (seeded; `sampling` overrides the model file's sampling config;
+        `stages`: output stage specs (:mod:`livegesture.stages`) applied to its frames in order;
+        `smoothing` (a :class:`~livegesture.smoothing.SmoothingConfig`) low-passes them causally
+        after those, adding about its ``tau`` of lag)."""
+        return StreamSession(self, seed, sample_rate, sampling, smoothing, stages)
+
+    def stream_batch(self, n: int, seeds: Sequence[int] | None = None, sample_rate: int = SAMPLE_RATE,
+                     sampling: SamplingConfig | None = None, smoothing: StageSpec | None = None,
+                     stages: Sequence[StageSpec] = ()) -> SessionBatch:
+        """`n` lockstep sessions advanced by one batched model call (seeds default to 0..n-1);
+        see :class:`SessionBatch` for the equal-length rule."""
+        seeds = list(range(n)) if seeds is None else list(seeds)
+        if len(seeds) != n:
+            raise LiveGestureError(f"{len(seeds)} seeds for {n} sessions")
+        return SessionBatch(self, seeds, sample_rate, sampling, smoothing, stages)
+
+    def generate(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, seed: int = 0,
+                 sampling: SamplingConfig | None = None, words: Iterable[Any] | None = None,
+                 smoothing: StageSpec | None = None, stages: Sequence[StageSpec] = ()) -> Motion:
+        """Motion of a whole clip: exactly streaming it (one push of everything, then close).
+
+        `audio` may be any array :func:`prepare_audio` accepts (float/int16/int32, mono or
+        (samples, channels)); it is mixed to mono float32 first, then streamed at `sample_rate`.
+        `words` (optional, models with text only): aligned words, pushed before the audio."""
+        x = prepare_audio(audio, sample_rate, target_rate=sample_rate)  # dtype / channels only
+        session = self.stream(seed, sample_rate, sampling, smoothing, stages)
+        if words is not None:
+            session.push_words(words)
+        return Motion.concatenate([session.push(x), session.close()])
