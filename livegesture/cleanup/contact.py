@@ -3,8 +3,8 @@
 The lower region's decoded contact features do not tell contact apart (they were ~1 on 93-99% of
 generated frames whatever the feet did), so contact is read off the feet: per foot, a floor estimate
 for its ankle and its toe (the lowest height seen so far, allowed to rise by ``floor_rise`` m/s so
-that one early dip does not fix it for ever), how far the higher of the two is above it, and how
-fast the faster of the two moves (3-D, from the previous frame).
+that one early dip does not fix it for ever), how far each is above its floor, and how fast the
+faster of the two moves (3-D, from the previous frame).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class ContactCues:
         return self._started
 
     def update(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`points` (2 feet, (ankle, toe), 3) of this frame -> (height above the floor (2,), speed (2,))."""
+        """`points` (2 feet, (ankle, toe), 3) of this frame -> (heights above their floors (2 feet, ankle /
+        toe), speed (2,): of the faster of ankle and toe)."""
         heights = points[..., 1]
         if not self._started:
             self._started = True
@@ -42,4 +43,4 @@ class ContactCues:
             self._floor = np.minimum(self._floor + self.rise / self.fps, heights)
             speed = np.linalg.norm(points - self._last, axis=-1).max(-1) * self.fps
         self._last = points.copy()
-        return (heights - self._floor).max(-1), speed
+        return heights - self._floor, speed

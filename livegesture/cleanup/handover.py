@@ -44,7 +44,12 @@ def offset_weight(k: int, config: HandoverConfig) -> float:
 
 
 class TokenHandover(FrameStage):
-    """Per-session state: the last two output frames, the current offset and the token phase."""
+    """Per-session state: the last two output frames, the current offsets and the token phase.
+
+    After :meth:`prime` the first frame is joined to the primed frames the same way, with the
+    whole offset (weight 1) fading over ``seed_blend_frames``: a session started from seed motion
+    continues it without a jump even where the hand-over blend is off (``enabled`` False), since
+    the seed's tokens decode to the seed only up to the tokenizer's error."""
 
     def __init__(self, config: HandoverConfig, fps: float) -> None:
         self.config = config
@@ -55,53 +60,78 @@ class TokenHandover(FrameStage):
         self._t = np.zeros((2, 3))
         self._e = np.zeros((2, NUM_EXPRESSIONS))
         self._history = 0                              # how many of those are valid (0..2)
-        self._off_r = np.zeros((NUM_JOINTS, 3))        # offset rotation vectors set at the boundary
-        self._off_t = np.zeros(3)
-        self._off_e = np.zeros(NUM_EXPRESSIONS)
-        self._since = self.config.blend_frames         # frames since the offset was set
+        self._off = _Offset.zero()                     # set at the last token boundary
+        self._since = self.config.blend_frames         # frames since it was set
+        self._seed_off = _Offset.zero()                # set at the first frame after a prime
+        self._seed_since = self.config.seed_blend_frames
+        self._seed_due = False                         # the next frame joins primed frames
         self._phase = 0                                # index of the next frame within its token
 
     def prime(self, motion) -> None:
-        """The last two frames of `motion` become the history the first token is joined to (one frame:
-        a still pose); the stream's first frame is the first frame of a token."""
+        """The last two frames of `motion` become the history the next frame is joined to (one frame:
+        a still pose); that frame is the first frame of a token."""
         last = motion[len(motion) - 2:] if len(motion) >= 2 else Motion.concatenate([motion, motion])
         self._q[::-1] = Rotation.from_rotvec(last.poses.astype(np.float64).reshape(-1, 3)).as_quat().reshape(2, NUM_JOINTS, 4)
         self._t[::-1] = last.trans.astype(np.float64)
         self._e[::-1] = last.expressions.astype(np.float64)
         self._history, self._phase, self._since = 2, 0, self.config.blend_frames
+        self._seed_due = self.config.seed_blend_frames > 0
 
-    def _boundary(self, q: Rotation, trans: np.ndarray, expr: np.ndarray) -> None:
-        """Set the offset from the decoded frame to where the last two output frames were heading."""
+    def _offset_to(self, q: Rotation, trans: np.ndarray, expr: np.ndarray) -> "_Offset":
+        """From the frame (q, trans, expr) to where the last two output frames were heading."""
         k = self.config.velocity_keep
         q1, q2 = Rotation.from_quat(self._q[0]), Rotation.from_quat(self._q[1])
         step = q2.inv() * q1  # body-frame rotation per frame
         if k != 1.0:
             step = Rotation.from_rotvec(k * step.as_rotvec())
-        self._off_r = ((q1 * step) * q.inv()).as_rotvec()
-        self._off_t = self._t[0] + k * (self._t[0] - self._t[1]) - trans
-        self._off_e = self._e[0] + k * (self._e[0] - self._e[1]) - expr
-        self._since = 0
+        return _Offset(((q1 * step) * q.inv()).as_rotvec(), self._t[0] + k * (self._t[0] - self._t[1]) - trans,
+                       self._e[0] + k * (self._e[0] - self._e[1]) - expr)
 
     def _process(self, poses: np.ndarray, trans: np.ndarray, expr: np.ndarray) -> None:
         cfg = self.config
-        if not cfg.enabled:
+        if not cfg.enabled and not self._seed_due and self._seed_since >= cfg.seed_blend_frames:
             return
         n = len(poses)
         quats = Rotation.from_rotvec(poses.reshape(-1, 3)).as_quat().reshape(n, NUM_JOINTS, 4)
         changed = np.zeros(n, bool)
         for i in range(n):
-            if self._phase == 0 and self._history == 2:
-                self._boundary(Rotation.from_quat(quats[i]), trans[i], expr[i])
-            w = offset_weight(self._since, cfg)
+            if self._seed_due:
+                self._seed_off, self._seed_since, self._seed_due = \
+                    self._offset_to(Rotation.from_quat(quats[i]), trans[i], expr[i]), 0, False
+            w = 1.0 - self._seed_since / cfg.seed_blend_frames if self._seed_since < cfg.seed_blend_frames else 0.0
             if w > 0.0:
-                quats[i] = (Rotation.from_rotvec(w * self._off_r) * Rotation.from_quat(quats[i])).as_quat()
-                trans[i] += w * self._off_t
-                expr[i] += w * self._off_e
+                quats[i] = self._seed_off.apply(w, quats[i], trans[i], expr[i])
                 changed[i] = True
+            self._seed_since += 1
+            if cfg.enabled:
+                if self._phase == 0 and self._history == 2:
+                    self._off, self._since = self._offset_to(Rotation.from_quat(quats[i]), trans[i], expr[i]), 0
+                w = offset_weight(self._since, cfg)
+                if w > 0.0:
+                    quats[i] = self._off.apply(w, quats[i], trans[i], expr[i])
+                    changed[i] = True
+                self._since += 1
+                self._phase = (self._phase + 1) % cfg.frames_per_token
             self._q[1], self._t[1], self._e[1] = self._q[0], self._t[0], self._e[0]
             self._q[0], self._t[0], self._e[0] = quats[i], trans[i], expr[i]
             self._history = min(self._history + 1, 2)
-            self._since += 1
-            self._phase = (self._phase + 1) % cfg.frames_per_token
         if changed.any():
             poses[changed] = Rotation.from_quat(quats[changed].reshape(-1, 4)).as_rotvec().reshape(-1, NUM_JOINTS, 3)
+
+
+class _Offset:
+    """An offset of every joint rotation (rotation vectors, applied on the left), the translation
+    and the expression coefficients."""
+
+    def __init__(self, rot: np.ndarray, trans: np.ndarray, expr: np.ndarray) -> None:
+        self.rot, self.trans, self.expr = rot, trans, expr
+
+    @classmethod
+    def zero(cls) -> "_Offset":
+        return cls(np.zeros((NUM_JOINTS, 3)), np.zeros(3), np.zeros(NUM_EXPRESSIONS))
+
+    def apply(self, w: float, quat: np.ndarray, trans: np.ndarray, expr: np.ndarray) -> np.ndarray:
+        """`w` of the offset added to one frame: trans and expr in place; returns the new quaternions."""
+        trans += w * self.trans
+        expr += w * self.expr
+        return (Rotation.from_rotvec(w * self.rot) * Rotation.from_quat(quat)).as_quat()

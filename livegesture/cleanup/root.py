@@ -5,8 +5,9 @@ up: minutes of generated motion wandered metres away, mostly by sliding the whol
 floor with the feet "planted". In ``anchor`` mode (the default):
 
 - while feet are planted, the root moves by the model's root motion minus the horizontal motion
-  of the planted feet (their mean): a body sliding over planted feet is held, a pelvis swaying
-  above them is kept (the feet stage then holds the feet exactly);
+  of the planted feet (their mean, less a ``slide_deadband`` of creep): a body sliding over
+  planted feet is held, a pelvis swaying above them is kept (the feet stage then holds the feet
+  exactly);
 - while no foot is planted (steps), it leaks back towards the anchor (x, z; None = where the
   stream starts) with time constant ``pull_seconds``;
 - the position shown is softly bounded to ``radius`` around the anchor (identity up to half the
@@ -41,6 +42,7 @@ class RootFollower:
 
     def __init__(self, config: RootConfig, fps: float) -> None:
         self.config = config
+        self.fps = float(fps)
         self._keep = math.exp(-1.0 / (fps * config.pull_seconds))
         self.reset()
 
@@ -49,6 +51,14 @@ class RootFollower:
         self._anchor = np.zeros(2)
         self._last_in = np.zeros(2)
         self._pos = np.zeros(2)
+
+    def _skate(self, slide: np.ndarray) -> np.ndarray:
+        """The part of the planted feet's motion `slide` (2,) taken out of the root: all but the first
+        ``slide_deadband`` m/s (slower creep, e.g. motion-capture jitter, is left as it is)."""
+        speed = math.hypot(float(slide[0]), float(slide[1])) * self.fps
+        if speed <= self.config.slide_deadband:
+            return np.zeros(2)
+        return slide * (1.0 - self.config.slide_deadband / speed)
 
     def restart_at(self, xz: np.ndarray) -> None:
         """Continue from root position `xz` (2,) as if it had just been shown; without a configured
@@ -70,7 +80,7 @@ class RootFollower:
             self._anchor = np.array(cfg.anchor) if cfg.anchor is not None else xz.copy()
             self._pos = xz.copy()
         elif slide is not None:
-            self._pos = self._pos + (xz - self._last_in) - slide
+            self._pos = self._pos + (xz - self._last_in) - self._skate(slide)
         else:
             self._pos = self._anchor + self._keep * (self._pos + (xz - self._last_in) - self._anchor)
         self._last_in = xz.copy()

@@ -16,6 +16,10 @@ import numpy as np
 from ..motion import Motion
 
 
+#: frames processed per call of a stage's work (longer inputs are walked in blocks of this size)
+BLOCK_FRAMES = 120
+
+
 class FrameStage:
     """Base class: subclasses implement :meth:`reset` and :meth:`_process` (in place, float64)."""
 
@@ -38,7 +42,8 @@ class FrameStage:
         poses = motion.poses.astype(np.float64)
         trans = motion.trans.astype(np.float64)
         expr = motion.expressions.astype(np.float64)
-        self._process(poses, trans, expr)
+        for a in range(0, n, BLOCK_FRAMES):  # bounded temporaries, whatever the push size
+            self._process(poses[a:a + BLOCK_FRAMES], trans[a:a + BLOCK_FRAMES], expr[a:a + BLOCK_FRAMES])
         return Motion(poses.astype(np.float32), trans.astype(np.float32), expr.astype(np.float32),
                       motion.betas, fps=motion.fps, gender=motion.gender, model=motion.model)
 

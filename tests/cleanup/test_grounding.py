@@ -22,7 +22,8 @@ def test_a_skating_body_is_held_on_its_feet():
     out = ground(m)
     q, q_raw = motion_quality(out), motion_quality(m)
     assert q_raw["slide_median"] > 0.09 and q_raw["root_max"] > 2.9
-    assert q["slide_median"] < 0.005 and q["root_max"] < 0.1
+    # all of the skate but the 5 mm/s deadband (left for motion-capture creep) is taken out of the root
+    assert q["slide_median"] < 0.005 and q["root_max"] < 30 * RootConfig().slide_deadband + 0.03
     assert q["contact_any"] >= q_raw["contact_any"] - 0.02
     assert q["limit_violations"] == 0.0 and q["floor_share"] == 0.0
 
@@ -79,10 +80,14 @@ def test_while_no_foot_is_planted_the_root_is_pulled_to_the_anchor_and_bounded()
     assert r[-1] < r[0]                         # pulled towards the anchor
 
 
-def test_real_clips_stay_within_their_real_values(beat2_dir):
+@pytest.mark.parametrize("preset", ["package", "demo"])
+def test_real_clips_stay_within_their_real_values(beat2_dir, preset):
+    from livegesture.train.config import load_experiment
+
+    cfg = CleanupConfig() if preset == "package" else load_experiment("demo").cleanup  # the demo: no blend
     for name in ("2_scott_0_1_1", "2_scott_0_2_2"):
         m = Motion.load(beat2_dir / f"{name}.npz")
-        q_raw, q = motion_quality(m), motion_quality(Cleanup()(m))
+        q_raw, q = motion_quality(m), motion_quality(Cleanup(cfg)(m))
         assert q["slide_median"] <= q_raw["slide_median"] and q["slide_mean"] <= q_raw["slide_mean"], name
         assert q["contact_any"] >= q_raw["contact_any"] - 0.03, name
         assert q["root_max"] <= q_raw["root_max"], name
