@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--real", nargs="*", default=[], help="real BEAT2 npz (with its wav beside it)")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--smooth", type=float, default=0.0)
+    ap.add_argument("--cleanup", action="store_true", help="with the model's clean-up (default: the raw output)")
     args = ap.parse_args()
     from pathlib import Path
 
@@ -50,6 +51,7 @@ def main() -> None:
 
     from livegesture import LiveGesture, Motion
     from livegesture.data import load_audio, training_features
+    from livegesture.cleanup import CleanupConfig
     from livegesture.smoothing import SmoothingConfig
 
     lg = LiveGesture.load(args.model)
@@ -71,7 +73,8 @@ def main() -> None:
     for path in args.audio:
         a = load_audio(path)
         for seed in range(args.seeds):
-            m = lg.generate(a, seed=seed, smoothing=SmoothingConfig(args.smooth))
+            m = lg.generate(a, seed=seed, smoothing=SmoothingConfig(args.smooth),
+                            cleanup=None if args.cleanup else CleanupConfig.off())
             print(f"generated {Path(path).name} seed {seed}: {stats(wrist_speed(m), a)}")
 
 

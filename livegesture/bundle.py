@@ -18,7 +18,7 @@ import torch
 
 from .body.constants import REGIONS
 from .config import from_dict, to_dict
-from .data.features import RegionStats
+from .data.features import RegionStats, training_features
 from .data.textgrid import Vocabulary
 from .errors import CheckpointError
 from .modelio import load_model_file, load_state_strict, save_model_file
@@ -89,7 +89,17 @@ class ModelBundle:
         self.model.to(device)
         return self
 
-    # ------------------------------------------------------------------ decoding
+    # ------------------------------------------------------------------ encoding / decoding
+    @torch.no_grad()
+    def motion_to_tokens(self, motion: Motion) -> torch.Tensor:
+        """Token ids (R, T/4) of a clip (T a multiple of 4) through each region's tokenizer encoder."""
+        if len(motion) == 0 or len(motion) % 4:
+            raise ValueError(f"motion_to_tokens needs a whole number of tokens (4 frames each), got {len(motion)}")
+        feats = training_features(motion)
+        device = next(self.tokenizer.parameters()).device
+        return torch.stack([self.tokenizer[r].encode(torch.from_numpy(self.stats.normalize(r, feats[r]))[None]
+                                                     .to(device))[0] for r in REGIONS]).cpu()
+
     @torch.no_grad()
     def tokens_to_features(self, tokens: torch.Tensor) -> dict[str, np.ndarray]:
         """Denormalised region features (T*4, D_r) of tokens (R, T) (offline decode)."""

@@ -66,6 +66,12 @@ class CausalSmoother(OutputStage):
     def process(self, block: FrameBlock) -> FrameBlock:
         return block.with_motion(self(block.motion))
 
+    def prime(self, motion: Motion) -> None:
+        """The filter continues from the last frame of `motion`."""
+        self.reset()
+        if len(motion):
+            self(motion[len(motion) - 1:])
+
     def __call__(self, motion: Motion) -> Motion:
         """The smoothed copy of the next frames of the stream (any number, 0 included)."""
         if len(motion) == 0 or self.alpha >= 1.0:

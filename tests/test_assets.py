@@ -49,17 +49,18 @@ def test_the_demo_model_gestures_to_the_example_clip(demo):
     head = forward_kinematics(motion)[:, 15]
     assert 1.2 < np.median(head[:, 1]) < 1.9  # an upright figure
     # token-boundary jumps: wrist speed across boundaries over inside tokens (real motion 1.00).
-    # Measured 2.03 raw with the stage-3 decoders (4.12 before them), 1.05 with the causal smoother
+    # Measured 0.95 raw with the boundary-trained stage-3 decoders (2.03 without the boundary loss,
+    # 4.12 before stage 3); the causal smoother still low-passes (at its lag)
     def boundary_ratio(s: np.ndarray) -> float:
         edge = np.arange(len(s)) % 4 == 3
         return float(s[edge].mean() / s[~edge].mean())
 
-    assert boundary_ratio(speed) < 2.5
+    assert 0.8 < boundary_ratio(speed) < 1.15
     smooth = demo.generate(audio, seed=0, smoothing=SmoothingConfig(0.08))
     js = forward_kinematics(smooth, zero_trans=True)
     ss = np.linalg.norm(np.diff(js[:, [20, 21]], axis=0), axis=-1).mean(-1) * 30
-    assert boundary_ratio(ss) < 1.3  # measured 1.05
-    assert np.percentile(ss, 99) < 0.85 * np.percentile(speed, 99)  # measured 1.94 vs 2.62 m/s
+    assert boundary_ratio(ss) < 1.3
+    assert np.percentile(ss, 99) < np.percentile(speed, 99)
 
 
 def test_a_missing_bundled_model_is_named(monkeypatch, tmp_path):

@@ -80,7 +80,9 @@ def test_generate_root_in_place(model, model_path, tmp_path):  # noqa: F811
     wav = tmp_path / "speech.wav"
     sf.write(wav, audio, 16000)
     free, fixed = tmp_path / "free.npz", tmp_path / "fixed.npz"
-    for out, extra in ((free, []), (fixed, ["--root-in-place", "--bvh", str(tmp_path / "f.bvh")]),
+    # --raw: the model's output, where --root-in-place only drops x / z (with the clean-up the legs are
+    # also re-solved for the feet of the body held in place)
+    for out, extra in ((free, ["--raw"]), (fixed, ["--raw", "--root-in-place", "--bvh", str(tmp_path / "f.bvh")]),
                        (tmp_path / "smooth.npz", ["--smooth", "0.08"])):
         res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(out), "--model", str(model_path), *extra])
         assert res.exit_code == 0, res.output
@@ -92,7 +94,7 @@ def test_generate_root_in_place(model, model_path, tmp_path):  # noqa: F811
     from livegesture.smoothing import SmoothingConfig
 
     smooth = Motion.load(tmp_path / "smooth.npz")
-    expected = model.generate(load_audio(wav), seed=0, smoothing=SmoothingConfig(0.08))
+    expected = model.generate(load_audio(wav), seed=0, smoothing=SmoothingConfig(0.08))  # both cleaned up
     np.testing.assert_allclose(smooth.poses, expected.poses, atol=1e-5)
     assert np.abs(smooth.poses - a.poses).max() > 1e-3
 
@@ -193,3 +195,36 @@ def test_output_paths_are_checked_before_the_work(cli, model_path, tmp_path, mon
         code, _, err = cli("generate", wav, *args, "--model", model_path)
         _one_line_error(code, err, words)
     assert not (tmp_path / "ok.npz").exists() and not (tmp_path / "same").exists()
+
+
+def test_generate_raw_seed_motion_and_root_options(model, model_path, tmp_path):  # noqa: F811
+    from livegesture.cleanup import CleanupConfig
+
+    audio, _ = synthetic_audio(2.0, seed=5)
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, audio, 16000)
+
+    def run(*args):
+        out = tmp_path / f"m{len(list(tmp_path.glob('m*.npz')))}.npz"
+        res = CliRunner().invoke(app, ["generate", str(wav), "-o", str(out), "--model", str(model_path), *args])
+        return res, out
+
+    res, out = run("--raw")
+    assert res.exit_code == 0, res.output
+    raw = model.generate(load_audio(wav), seed=0, cleanup=CleanupConfig.off())
+    np.testing.assert_array_equal(Motion.load(out).poses, raw.poses)
+    res, out = run()
+    assert not np.array_equal(Motion.load(out).poses, raw.poses)  # the clean-up is on by default
+    res, out = run("--root-in-place")
+    assert res.exit_code == 0 and np.all(Motion.load(out).trans[:, [0, 2]] == 0)
+    seed = Motion(np.zeros((1, 55, 3), np.float32), np.array([[0.4, 1.3, 0.2]], np.float32),
+                  np.zeros((1, 100), np.float32))
+    seed.save(tmp_path / "pose.npz")
+    res, out = run("--seed-motion", str(tmp_path / "pose.npz"))
+    assert res.exit_code == 0, res.output
+    m = Motion.load(out)
+    np.testing.assert_allclose(m.trans[0, [0, 2]], [0.4, 0.2], atol=0.05)  # it starts where the pose stands
+    for args, what in ((["--seed-motion", str(tmp_path / "nope.npz")], "nope.npz"),
+                       (["--raw-root", "--root-in-place"], "--raw-root")):
+        res, _ = run(*args)  # LiveGestureError: the entry point prints it as one line, exit 2
+        assert isinstance(res.exception, LiveGestureError) and what in str(res.exception)

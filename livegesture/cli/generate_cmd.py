@@ -33,10 +33,19 @@ def generate_cmd(
     root_in_place: bool = typer.Option(False, "--root-in-place",
                                        help="drop the horizontal (x/z) translation in every output, so the "
                                             "figure stays in place when imported"),
+    raw: bool = typer.Option(False, "--raw", help="the model's output as it is, without the clean-up (token "
+                                                  "hand-over blend, root held near its start, planted feet); "
+                                                  "evaluation always scores this"),
+    raw_root: bool = typer.Option(False, "--raw-root", help="keep the model's root motion (by default the root "
+                                                            "is held near its start); feet are still planted"),
+    seed_motion: Optional[Path] = typer.Option(None, "--seed-motion",
+                                               help="start from this pose or these frames (a BEAT2 npz: the "
+                                                    "avatar's pose, the end of a previous clip), so the clip "
+                                                    "continues it without a jump"),
     chunk_seconds: float = typer.Option(1.0, help="audio pushed per streaming step (progress granularity)"),
 ) -> None:
     """Generate full-body motion from a speech file by streaming it through the model
-    (the same frames as a live stream: zero look-ahead)."""
+    (the same frames as a live stream: zero look-ahead), cleaned up for avatars by default."""
     from tqdm.auto import tqdm
 
     from ..data.audio import SAMPLE_RATE, load_audio
@@ -58,12 +67,22 @@ def generate_cmd(
                        (fbx, "FBX file (--fbx)"), (video, "video (--video)")):
         if path is not None:
             check_output_path(path, what, inputs=(speech,))
+    if raw_root and (root_in_place or raw):
+        raise ConfigError("--raw-root keeps the model's root: give it without --root-in-place and --raw")
+    seed_frames = Motion.load(seed_motion) if seed_motion is not None else None
     lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
     audio = load_audio(speech, SAMPLE_RATE)
     speech_long_enough(audio, speech)
+    from dataclasses import replace
+
+    from ..cleanup import CleanupConfig
     from ..smoothing import SmoothingConfig
 
-    session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE, smoothing=SmoothingConfig(smooth))
+    cleanup = CleanupConfig.off() if raw else lg.cleanup
+    if not raw and (root_in_place or raw_root):
+        cleanup = replace(cleanup, root=replace(cleanup.root, mode="in_place" if root_in_place else "raw"))
+    session = lg.stream(seed=seed, sample_rate=SAMPLE_RATE, smoothing=SmoothingConfig(smooth), cleanup=cleanup,
+                        seed_motion=seed_frames)
     if text is not None:
         from ..data.textgrid import read_words
 
@@ -76,7 +95,7 @@ def generate_cmd(
     parts.append(session.close())
     motion = Motion.concatenate(parts)
     if root_in_place:
-        motion.trans[:, [0, 2]] = 0.0  # BEAT2 data are Y-up: keep the height only
+        motion.trans[:, [0, 2]] = 0.0  # BEAT2 data are Y-up: keep the height only (the clean-up did too)
     motion.save(out)
     typer.echo(f"wrote {out} ({len(motion)} frames, {motion.duration:.2f} s)")
     if bvh is not None:

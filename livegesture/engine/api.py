@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..bundle import ModelBundle
+from ..cleanup.config import CleanupConfig
 from ..data.audio import SAMPLE_RATE, prepare_audio
 from ..errors import LiveGestureError
 from ..model.config import SamplingConfig
@@ -69,35 +70,49 @@ class LiveGesture:
         """Whether the model takes aligned words as an optional cue (``push_words``, ``words=``)."""
         return self.bundle.model.config.text_vocab_size > 0 and self.bundle.vocab is not None
 
+    @property
+    def cleanup(self) -> CleanupConfig:
+        """The clean-up sessions get unless told otherwise (the model file's ``config.cleanup``)."""
+        return self.bundle.config.cleanup
+
     def stream(self, seed: int = 0, sample_rate: int = SAMPLE_RATE,
                sampling: SamplingConfig | None = None, smoothing: StageSpec | None = None,
-               stages: Sequence[StageSpec] = ()) -> StreamSession:
-        """A new live session (seeded; `sampling` overrides the model file's sampling config;
-        `stages`: output stage specs (:mod:`livegesture.stages`) applied to its frames in order;
-        `smoothing` (a :class:`~livegesture.smoothing.SmoothingConfig`) low-passes them causally
-        after those, adding about its ``tau`` of lag)."""
-        return StreamSession(self, seed, sample_rate, sampling, smoothing, stages)
+               stages: Sequence[StageSpec] = (), cleanup: CleanupConfig | None = None,
+               seed_motion: Motion | None = None) -> StreamSession:
+        """A new live session (seeded; `sampling` overrides the model file's sampling config).
+
+        Output chain: `cleanup` (:class:`~livegesture.cleanup.CleanupConfig`: token hand-overs,
+        root control, planted feet; None = :attr:`cleanup`, ``CleanupConfig.off()`` = the raw
+        model output), then `stages` (:mod:`livegesture.stages` specs) in order, then `smoothing`
+        (a :class:`~livegesture.smoothing.SmoothingConfig`, a causal low-pass adding about its
+        ``tau`` of lag). `seed_motion`: a :class:`Motion` (one pose or frames: the avatar's
+        current pose, the end of a previous clip) the session starts from, so that it continues
+        it without a jump (:meth:`~.core.EngineCore.prime_motion`)."""
+        return StreamSession(self, seed, sample_rate, sampling, smoothing, stages, cleanup, seed_motion)
 
     def stream_batch(self, n: int, seeds: Sequence[int] | None = None, sample_rate: int = SAMPLE_RATE,
                      sampling: SamplingConfig | None = None, smoothing: StageSpec | None = None,
-                     stages: Sequence[StageSpec] = ()) -> SessionBatch:
+                     stages: Sequence[StageSpec] = (), cleanup: CleanupConfig | None = None) -> SessionBatch:
         """`n` lockstep sessions advanced by one batched model call (seeds default to 0..n-1);
-        see :class:`SessionBatch` for the equal-length rule."""
+        see :class:`SessionBatch` for the equal-length rule and :meth:`stream` for the chain."""
         seeds = list(range(n)) if seeds is None else list(seeds)
         if len(seeds) != n:
             raise LiveGestureError(f"{len(seeds)} seeds for {n} sessions")
-        return SessionBatch(self, seeds, sample_rate, sampling, smoothing, stages)
+        return SessionBatch(self, seeds, sample_rate, sampling, smoothing, stages, cleanup)
 
     def generate(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, seed: int = 0,
                  sampling: SamplingConfig | None = None, words: Iterable[Any] | None = None,
-                 smoothing: StageSpec | None = None, stages: Sequence[StageSpec] = ()) -> Motion:
+                 smoothing: StageSpec | None = None, stages: Sequence[StageSpec] = (),
+                 cleanup: CleanupConfig | None = None, seed_motion: Motion | None = None) -> Motion:
         """Motion of a whole clip: exactly streaming it (one push of everything, then close).
 
         `audio` may be any array :func:`prepare_audio` accepts (float/int16/int32, mono or
         (samples, channels)); it is mixed to mono float32 first, then streamed at `sample_rate`.
-        `words` (optional, models with text only): aligned words, pushed before the audio."""
+        `words` (optional, models with text only): aligned words, pushed before the audio.
+        `cleanup`, `seed_motion` and the rest as for :meth:`stream` (the clean-up is on by default;
+        evaluation scores the raw model output)."""
         x = prepare_audio(audio, sample_rate, target_rate=sample_rate)  # dtype / channels only
-        session = self.stream(seed, sample_rate, sampling, smoothing, stages)
+        session = self.stream(seed, sample_rate, sampling, smoothing, stages, cleanup, seed_motion)
         if words is not None:
             session.push_words(words)
         return Motion.concatenate([session.push(x), session.close()])

@@ -12,7 +12,7 @@ from ..errors import AudioError, LiveGestureError
 from ..model.config import SamplingConfig
 from ..motion import Motion
 from ..stages.base import StageSpec
-from .core import EngineCore, check_chunk, stage_specs
+from .core import EngineCore, check_chunk, session_cleanup, stage_specs
 
 if TYPE_CHECKING:
     from .api import LiveGesture
@@ -34,7 +34,7 @@ class SessionBatch:
 
     def __init__(self, engine: "LiveGesture", seeds: Sequence[int], sample_rate: int = SAMPLE_RATE,
                  sampling: SamplingConfig | None = None, smoothing: StageSpec | None = None,
-                 stages: Sequence[StageSpec] = ()):
+                 stages: Sequence[StageSpec] = (), cleanup: StageSpec | None = None):
         sample_rate = check_sample_rate(sample_rate)
         seeds = [int(s) for s in seeds]
         if not seeds:
@@ -42,7 +42,7 @@ class SessionBatch:
         self.engine, self.seeds, self.sample_rate = engine, seeds, int(sample_rate)
         self._core = EngineCore(engine, len(seeds), sampling)
         self.sampling = self._core.sampling
-        specs = stage_specs(stages, smoothing)
+        specs = stage_specs(stages, smoothing, session_cleanup(engine, cleanup))
         self._sids = [self._core.open(s, sample_rate, specs) for s in seeds]
         self.closed = False
 

@@ -54,8 +54,8 @@ from ..stages.base import FrameBlock, StageChain, StageContext, StageSpec
 from ..streaming.conv import CausalConv1d
 from ..streaming.state import StreamState, state_assign_, state_nbytes, state_reset_, state_select
 
-__all__ = ["EngineCore", "PoolFullError", "check_chunk", "frames_from_regions", "stage_specs",
-           "token_audio_time", "token_end_sample"]
+__all__ = ["EngineCore", "PoolFullError", "check_chunk", "frames_from_regions", "session_cleanup",
+           "stage_specs", "token_audio_time", "token_end_sample"]
 
 _LOWER_VEL_X, _LOWER_VEL_Z = 54, 56  # lower-region features: x / z per-frame translation velocity
 _RAW_CAP = 2144  # >= the 16 kHz samples of one token (ceil(4 * 1600 / 3) + 1 = 2134): a row's carried audio
@@ -115,10 +115,18 @@ def check_chunk(chunk: object, what: str = "chunk") -> np.ndarray:
     return np.ascontiguousarray(chunk, dtype=np.float32)
 
 
-def stage_specs(stages: Sequence[StageSpec] = (), smoothing: StageSpec | None = None) -> list[StageSpec]:
-    """A session's output chain from the front ends' arguments: `stages` in order, then the
-    optional `smoothing` low-pass (last, so that it smooths what the other stages produced)."""
-    return [*stages, *([] if smoothing is None else [smoothing])]
+def stage_specs(stages: Sequence[StageSpec] = (), smoothing: StageSpec | None = None,
+                cleanup: StageSpec | None = None) -> list[StageSpec]:
+    """A session's output chain from the front ends' arguments: the `cleanup` (first: it works on
+    the decoder's frames), `stages` in order, then the optional `smoothing` low-pass (last, so that
+    it smooths what the other stages produced)."""
+    return [*([] if cleanup is None else [cleanup]), *stages, *([] if smoothing is None else [smoothing])]
+
+
+def session_cleanup(engine: Any, cleanup: StageSpec | None) -> StageSpec:
+    """The clean-up spec of a new session: `cleanup`, or the model file's default
+    (``config.cleanup``: on for generated motion; ``CleanupConfig.off()`` is the raw output)."""
+    return engine.bundle.config.cleanup if cleanup is None else cleanup
 
 
 def _narrow(state: StreamState, lo: int, n: int) -> StreamState:
@@ -167,6 +175,7 @@ class _Session:
     tokens_encoded: int = 0    # tokens whose audio went through the encoder
     tokens_stepped: int = 0
     frames_emitted: int = 0
+    primed_frames: int = 0     # of which frames of primed history (not the session's own audio)
     finished: bool = False
 
     def n_feats(self) -> int:
@@ -308,6 +317,11 @@ class EngineCore:
     def samples_pushed(self, sid: int) -> int:
         return self._get(sid).samples_pushed
 
+    def primed_frames(self, sid: int) -> int:
+        """Frames of primed history (:meth:`prime`, :meth:`prime_motion`) counted in ``frames_emitted``:
+        the session's own frame k is frame ``primed_frames + k`` of the core."""
+        return self._get(sid).primed_frames
+
     def last_tokens(self, sid: int) -> torch.Tensor:
         """Token ids (R, n) decoded by the last :meth:`run` (regions in ``REGIONS`` order)."""
         s = self._get(sid)
@@ -361,7 +375,22 @@ class EngineCore:
         if len(x):
             s.queued.append(x)
         out = self._run([s], frozenset())
+        s.primed_frames = s.frames_emitted
         return out.get(sid, Motion.empty())
+
+    def prime_motion(self, sid: int, motion: Motion) -> Motion:
+        """Start a fresh session from seed motion (a pose, the avatar's current frames, the end of a
+        previous clip): its tokens by the tokenizer encoder (:mod:`.seed`) prime the session over
+        silence, then the output stages continue from `motion` itself, as it was shown. Returns the
+        primed frames as decoded (not part of the session's own output)."""
+        from .seed import MAX_SEED_TOKENS, seed_tokens
+
+        s = self._get(sid)
+        if s.samples_pushed or s.queued or s.tokens_encoded or s.finished:
+            raise LiveGestureError("only a fresh session (no audio pushed yet) can start from seed motion")
+        out = self.prime(sid, seed_tokens(self._bundle, motion))
+        s.stages.prime(motion[max(0, len(motion) - MAX_SEED_TOKENS * FRAMES_PER_TOKEN):])
+        return out
 
     # ------------------------------------------------------------------ the work
     @torch.no_grad()

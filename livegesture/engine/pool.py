@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 from ..data.audio import SAMPLE_RATE
 from ..model.config import SamplingConfig
 from ..stages.base import StageSpec
-from .core import EngineCore, PoolFullError, stage_specs, token_audio_time
+from .core import EngineCore, PoolFullError, session_cleanup, stage_specs, token_audio_time
 
 if TYPE_CHECKING:
     from .api import LiveGesture
@@ -40,8 +40,10 @@ class SessionPool(EngineCore):
         super().__init__(engine, capacity, sampling)
 
     def open(self, seed: int = 0, sample_rate: int = SAMPLE_RATE, smoothing: StageSpec | None = None,
-             stages: Sequence[StageSpec] = ()) -> int:
+             stages: Sequence[StageSpec] = (), cleanup: StageSpec | None = None) -> int:
         """A new session; returns its id. Raises :class:`PoolFullError` when every row is taken.
-        `smoothing`: the causal output low-pass of :mod:`livegesture.smoothing` (off by default),
-        applied after the other output `stages`."""
-        return super().open(seed, sample_rate, stage_specs(stages, smoothing))
+        `cleanup`: its :class:`~livegesture.cleanup.CleanupConfig` (None: the model file's default;
+        ``CleanupConfig.off()``: the raw model output), first in its chain; `smoothing`: the causal
+        output low-pass of :mod:`livegesture.smoothing` (off by default), after the other `stages`.
+        Start it from seed motion with :meth:`prime_motion` before its first push."""
+        return super().open(seed, sample_rate, stage_specs(stages, smoothing, session_cleanup(self.engine, cleanup)))

@@ -12,7 +12,7 @@ from ..errors import LiveGestureError
 from ..model.config import SamplingConfig
 from ..motion import Motion
 from ..stages.base import StageSpec
-from .core import EngineCore, check_chunk, stage_specs
+from .core import EngineCore, check_chunk, session_cleanup, stage_specs
 
 if TYPE_CHECKING:
     from .api import LiveGesture
@@ -33,13 +33,16 @@ class StreamSession:
 
     def __init__(self, engine: "LiveGesture", seed: int = 0, sample_rate: int = SAMPLE_RATE,
                  sampling: SamplingConfig | None = None, smoothing: StageSpec | None = None,
-                 stages: Sequence[StageSpec] = ()):
+                 stages: Sequence[StageSpec] = (), cleanup: StageSpec | None = None,
+                 seed_motion: Motion | None = None):
         self.engine = engine
         self._core = EngineCore(engine, 1, sampling)
-        self._sid = self._core.open(seed, sample_rate, stage_specs(stages, smoothing))
+        self._sid = self._core.open(seed, sample_rate, stage_specs(stages, smoothing, session_cleanup(engine, cleanup)))
         self.seed, self.sample_rate = int(seed), int(sample_rate)
         self.sampling = self._core.sampling
         self.closed = False
+        if seed_motion is not None:
+            self._core.prime_motion(self._sid, seed_motion)
 
     @property
     def samples_pushed(self) -> int:
@@ -47,7 +50,13 @@ class StreamSession:
 
     @property
     def frames_emitted(self) -> int:
+        """Frames emitted so far, primed history (:meth:`prime`, ``seed_motion``) included."""
         return self._core.frames_emitted(self._sid)
+
+    @property
+    def primed_frames(self) -> int:
+        """Frames of primed history counted in :attr:`frames_emitted`."""
+        return self._core.primed_frames(self._sid)
 
     @property
     def last_tokens(self) -> torch.Tensor:

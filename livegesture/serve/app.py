@@ -110,7 +110,7 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
             await websocket.send_text(json.dumps({
                 "type": "started", "session": session.sid, "fps": FPS, "sample_rate": start.sample_rate,
                 "model_sample_rate": SAMPLE_RATE, "frames_per_token": FRAMES_PER_TOKEN, "format": start.format,
-                "output": start.output, "joints": start.joints, "words": engine.has_text,
+                "output": start.output, "joints": start.joints, "words": engine.has_text, "cleanup": start.cleanup,
                 "parents": list(PARENTS)}))
             await _serve(websocket, sched, session, config, metrics)
         except ClientError as exc:

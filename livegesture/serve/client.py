@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import LiveGestureError
 from ..motion import Motion
-from .protocol import decode_frame_binary
+from .protocol import MAX_SEED_FRAMES, decode_frame_binary
 
 if TYPE_CHECKING:
     from ..vmc import VmcSender
@@ -100,12 +100,15 @@ def to_pcm16(audio: np.ndarray) -> bytes:
 async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, seed: int = 0,
                        packet_ms: float = 20.0, realtime: bool = True, fmt: str = "pcm16",
                        output: str = "binary", joints: bool = False, words: list[dict] | None = None,
-                       smooth: float = 0.0,
+                       smooth: float = 0.0, cleanup: bool = True, root: str | None = None,
+                       anchor: tuple[float, float] | None = None, seed_motion: Motion | None = None,
                        on_frame: Callable[[dict], None] | None = None, open_timeout: float = 10.0,
                        token: str | None = None, vmc: "str | VmcSender | None" = None) -> StreamResult:
     """Stream mono float32 `audio` at `sample_rate` to the server at `url` (``ws://host:port/ws``) and
     collect the frames. Raises :class:`ServerError` with the server's message on an error, or why
     the connection could not be made. `token`: the server's access token (sent as a Bearer header).
+    `cleanup` False asks for the raw model output, `root` / `anchor` for other root control,
+    `seed_motion` (its last 24 frames at most) for the pose the session starts from (docs/protocol.md).
     `vmc` (``HOST:PORT`` or a :class:`~livegesture.vmc.VmcSender`) forwards every frame to a VMC
     receiver as it arrives.
 
@@ -136,9 +139,19 @@ async def stream_audio(url: str, audio: np.ndarray, sample_rate: int = 16000, se
     except (OSError, asyncio.TimeoutError, websockets.InvalidURI, websockets.InvalidHandshake) as exc:
         raise _connect_error(url, exc) from None
     async with conn as ws:
-        await ws.send(json.dumps({"type": "start", "seed": int(seed), "sample_rate": int(sample_rate),
-                                  "format": fmt, "output": output, "joints": bool(joints),
-                                  "smooth": float(smooth)}))
+        start: dict[str, Any] = {"type": "start", "seed": int(seed), "sample_rate": int(sample_rate),
+                                 "format": fmt, "output": output, "joints": bool(joints),
+                                 "smooth": float(smooth), "cleanup": bool(cleanup)}
+        if root is not None:
+            start["root"] = root
+        if anchor is not None:
+            start["anchor"] = [float(v) for v in anchor]
+        if seed_motion is not None:
+            tail = seed_motion[max(0, len(seed_motion) - MAX_SEED_FRAMES):]
+            start.update(seed_poses=tail.poses.reshape(len(tail), -1).astype(float).tolist(),
+                         seed_trans=tail.trans.astype(float).tolist(),
+                         seed_expressions=tail.expressions.astype(float).tolist())
+        await ws.send(json.dumps(start))
         started = json.loads(await ws.recv())
         if started.get("type") == "error":
             raise ServerError(started.get("message", "error"))

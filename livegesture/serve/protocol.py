@@ -3,7 +3,15 @@
 One WebSocket connection is one session. Client -> server:
 
 * text ``{"type": "start", "seed": 0, "sample_rate": 16000, "format": "pcm16" | "f32",
-  "output": "json" | "binary", "joints": false}`` first (every field optional, these defaults);
+  "output": "json" | "binary", "joints": false, "smooth": 0, "cleanup": true, "root": null,
+  "anchor": null, "seed_poses": null, "seed_trans": null, "seed_expressions": null}`` first (every
+  field optional, these defaults). ``cleanup`` false sends the raw model output (no token hand-over
+  blend, root control or foot planting); ``root`` "anchor" | "in_place" | "raw" overrides the model's
+  root control, ``anchor`` [x, z] (metres) is where the root is held (default: where it starts);
+  ``seed_poses`` (N <= 24 frames of 165 axis-angle values, with ``seed_trans`` N x 3 and optional
+  ``seed_expressions`` N x 100) is the pose or frames the session starts from (the avatar's
+  current pose, the end of a previous clip): it continues them without a jump, and its frame
+  indices and audio times still start at 0;
 * binary frames: little-endian mono audio samples in ``format`` at ``sample_rate`` (int16 PCM, or
   float32 in [-1, 1]), any number of samples per frame up to the server's packet limit;
 * optional text ``{"type": "words", "words": [{"word": "hello", "start": 0.2, "end": 0.5}, ...]}``
@@ -40,7 +48,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -64,6 +72,10 @@ class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+MAX_SEED_FRAMES = 24  # a pose or the end of a clip; keeps the start message well under the text limit
+
+
 class StartMessage(_Msg):
     type: Literal["start"]
     seed: int = Field(0, ge=0, lt=2 ** 63)
@@ -71,7 +83,16 @@ class StartMessage(_Msg):
     format: Literal["pcm16", "f32"] = "pcm16"
     output: Literal["json", "binary"] = "json"
     joints: bool = False
-    smooth: float = Field(0.0, ge=0, le=2, allow_inf_nan=False)  # causal low-pass time constant (s), 0 = raw
+    smooth: float = Field(0.0, ge=0, le=2, allow_inf_nan=False)  # causal low-pass time constant (s), 0 = none
+    cleanup: bool = True                                            # False: the raw model output
+    root: Optional[Literal["anchor", "in_place", "raw"]] = None      # None: the model's default
+    anchor: Optional[tuple[Finite, Finite]] = None                  # x, z the root is held near
+    seed_poses: Optional[list[Annotated[list[Finite], Field(min_length=165, max_length=165)]]] = Field(
+        None, min_length=1, max_length=MAX_SEED_FRAMES)
+    seed_trans: Optional[list[Annotated[list[Finite], Field(min_length=3, max_length=3)]]] = Field(
+        None, min_length=1, max_length=MAX_SEED_FRAMES)
+    seed_expressions: Optional[list[Annotated[list[Finite], Field(min_length=100, max_length=100)]]] = Field(
+        None, min_length=1, max_length=MAX_SEED_FRAMES)
 
 
 class Word(_Msg):
@@ -111,6 +132,16 @@ def parse_message(text: str) -> StartMessage | WordsMessage | EndMessage:
     if isinstance(msg, StartMessage) and msg.sample_rate not in SAMPLE_RATES:
         raise ProtocolError(f"unsupported sample_rate {msg.sample_rate}; use one of {list(SAMPLE_RATES)} "
                             "(16000 avoids resampling)")
+    if isinstance(msg, StartMessage):
+        seeds = {k: getattr(msg, k) for k in ("seed_poses", "seed_trans", "seed_expressions")}
+        if seeds["seed_poses"] is None and any(v is not None for v in seeds.values()):
+            raise ProtocolError("seed_trans / seed_expressions need seed_poses")
+        if seeds["seed_poses"] is not None:
+            if seeds["seed_trans"] is None:
+                raise ProtocolError("seed_poses need seed_trans (N x 3: where the figure stands, metres, Y up)")
+            counts = {k: len(v) for k, v in seeds.items() if v is not None}
+            if len(set(counts.values())) != 1:
+                raise ProtocolError(f"seed_poses, seed_trans and seed_expressions need as many frames, got {counts}")
     if isinstance(msg, WordsMessage):
         for i, w in enumerate(msg.words):
             if w.end < w.start:

@@ -24,11 +24,12 @@ import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..body.kinematics import forward_kinematics
+from ..cleanup import CleanupConfig
 from ..engine import LiveGesture
 from ..engine import SessionPool, token_audio_time
 from ..motion import Motion
@@ -148,9 +149,35 @@ class Scheduler:
         self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ handler side
-    async def open(self, start: StartMessage) -> LiveSession:
+    def _cleanup(self, start: StartMessage) -> CleanupConfig:
+        """The session's clean-up from the start message's fields and the model's default."""
+        if not start.cleanup:
+            return CleanupConfig.off()
+        cfg = self.engine.cleanup
+        if start.root is not None or start.anchor is not None:
+            root = replace(cfg.root, mode=start.root or cfg.root.mode,
+                           anchor=start.anchor if start.anchor is not None else cfg.root.anchor)
+            cfg = replace(cfg, root=root)
+        return cfg
+
+    def _open_row(self, start: StartMessage) -> int:
+        """Model thread: a pool session for `start`, started from its seed frames if it has any."""
         smoothing = SmoothingConfig(start.smooth) if start.smooth else None
-        sid = await self._call(self.pool.open, start.seed, start.sample_rate, smoothing)
+        sid = self.pool.open(start.seed, start.sample_rate, smoothing, (), self._cleanup(start))
+        if start.seed_poses is not None:
+            n = len(start.seed_poses)
+            expr = np.zeros((n, 100), np.float32) if start.seed_expressions is None else start.seed_expressions
+            seed = Motion(np.asarray(start.seed_poses, np.float32).reshape(n, 55, 3),
+                          np.asarray(start.seed_trans, np.float32), np.asarray(expr, np.float32))
+            try:
+                self.pool.prime_motion(sid, seed)
+            except Exception:
+                self.pool.close(sid)
+                raise
+        return sid
+
+    async def open(self, start: StartMessage) -> LiveSession:
+        sid = await self._call(self._open_row, start)
         s = LiveSession(sid, start)
         self.sessions[sid] = s
         self.metrics.session_opened()
@@ -286,7 +313,8 @@ class Scheduler:
             s = sessions.get(sid)
             if s is None:
                 continue
-            results[sid] = self._encode(s, m, pool.frames_emitted(sid) - len(m))
+            # the session's own frame indices start at 0 after any seed frames it was primed with
+            results[sid] = self._encode(s, m, pool.frames_emitted(sid) - len(m) - pool.primed_frames(sid))
         done = [sid for sid in sessions
                 if sid in pool and sid not in errors and sid not in hold and pool.finished(sid)
                 and pool.pending_samples(sid) == 0 and pool.ready_tokens(sid) == 0]

@@ -75,6 +75,10 @@ class OutputStage(ABC):
     def reset(self) -> None:
         """Forget the stream (the stage then behaves as freshly built)."""
 
+    def prime(self, motion: Motion) -> None:
+        """Continue from `motion`, frames shown just before the session's next frame (a seed pose,
+        the end of a previous clip), in place of what the stage saw so far. Default: nothing to do."""
+
     def state_nbytes(self) -> int:
         """Bytes the stage keeps between calls (constant over a stream)."""
         return 0
@@ -118,6 +122,11 @@ class StageChain:
     def reset(self) -> None:
         for stage in self.stages:
             stage.reset()
+
+    def prime(self, motion: Motion) -> None:
+        """Every stage continues from `motion` (the frames as they were shown)."""
+        for stage in self.stages:
+            stage.prime(motion)
 
     def state_nbytes(self) -> int:
         return sum(stage.state_nbytes() for stage in self.stages)

@@ -29,10 +29,13 @@ class TokenizerConfig:
     # without a jump at each token boundary, so velocity and acceleration errors weigh more there
     finetune_velocity_weight: float = 1.0
     finetune_acceleration_weight: float = 1.0
+    # extra L1 on the velocity and acceleration across token boundaries (frame 4k+3 -> 4k+4) in stage 3
+    finetune_boundary_weight: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pair_regions", tuple(self.pair_regions))
-        if min(self.velocity_weight, self.finetune_velocity_weight, self.finetune_acceleration_weight) < 0:
+        if min(self.velocity_weight, self.finetune_velocity_weight, self.finetune_acceleration_weight,
+               self.finetune_boundary_weight) < 0:
             raise ValueError("loss weights must be >= 0")
         if self.pair_kind not in ("residual", "product"):
             raise ValueError(f"pair_kind must be 'residual' or 'product', got {self.pair_kind!r}")
@@ -57,4 +60,4 @@ class TokenizerConfig:
 #: rerun with other values on a stage-1 file
 STAGE2_FIELDS = frozenset({"code_dim", "codebook_size", "ema_decay", "dead_code_threshold", "commitment",
                            "pair_regions", "pair_kind", "finetune_velocity_weight",
-                           "finetune_acceleration_weight"})
+                           "finetune_acceleration_weight", "finetune_boundary_weight"})

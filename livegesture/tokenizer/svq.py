@@ -40,6 +40,19 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weigh
     return loss, rec
 
 
+def boundary_loss(pred: torch.Tensor, target: torch.Tensor, frames_per_token: int = 4) -> torch.Tensor:
+    """L1 of the velocity across token boundaries (frame k*4+3 -> k*4+4 of windows that start at a
+    token boundary) and of the two accelerations that straddle each boundary: where a decoder that
+    joins its tokens badly jumps."""
+    v_p, v_t = _diff(pred), _diff(target)
+    edge = frames_per_token - 1
+    loss = F.l1_loss(v_p[:, edge::frames_per_token], v_t[:, edge::frames_per_token])
+    a_p, a_t = _diff(v_p), _diff(v_t)
+    for first in (edge - 1, edge):  # second differences over frames (first .. first + 2)
+        loss = loss + F.l1_loss(a_p[:, first::frames_per_token], a_t[:, first::frames_per_token])
+    return loss
+
+
 class RegionTokenizer(nn.Module):
     def __init__(self, region: str, cfg: TokenizerConfig) -> None:
         super().__init__()
@@ -158,8 +171,11 @@ class RegionTokenizer(nn.Module):
         """The decoder's loss on the latents of the tokens of x (tokens and W fixed)."""
         with torch.no_grad():
             latent = self.code_to_latent(self.quantizer.lookup(self.encode(x)))
-        loss, rec = reconstruction_loss(self.decoder(latent), x, self.cfg.finetune_velocity_weight,
+        pred = self.decoder(latent)
+        loss, rec = reconstruction_loss(pred, x, self.cfg.finetune_velocity_weight,
                                         self.cfg.finetune_acceleration_weight)
+        if self.cfg.finetune_boundary_weight > 0:
+            loss = loss + self.cfg.finetune_boundary_weight * boundary_loss(pred, x)
         return loss, {"rec_l1": float(rec.detach())}
 
     def stage2_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cleanup.config import CleanupConfig
 from ..config import load_config
 from ..errors import ConfigError
 from ..model.config import MaskingConfig, ModelConfig, SamplingConfig
@@ -60,6 +61,8 @@ class ExperimentConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     experts: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=5e-4))
     fuse: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, lr=5e-4))
+    # the output clean-up a model file's sessions use by default (tuned to its decoder's joins)
+    cleanup: CleanupConfig = field(default_factory=CleanupConfig)
 
     def __post_init__(self) -> None:
         if self.model.codebook_size != self.tokenizer.codebook_size:

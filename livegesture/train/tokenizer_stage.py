@@ -47,7 +47,8 @@ def _only_finetune_differs(a: TokenizerConfig, b: TokenizerConfig) -> bool:
     from dataclasses import replace
 
     return replace(a, finetune_velocity_weight=b.finetune_velocity_weight,
-                   finetune_acceleration_weight=b.finetune_acceleration_weight) == b
+                   finetune_acceleration_weight=b.finetune_acceleration_weight,
+                   finetune_boundary_weight=b.finetune_boundary_weight) == b
 
 
 def _with_config(tok: MotionTokenizer, cfg: TokenizerConfig) -> MotionTokenizer:
@@ -57,12 +58,26 @@ def _with_config(tok: MotionTokenizer, cfg: TokenizerConfig) -> MotionTokenizer:
     return new
 
 
+def _model_file(path: Path) -> tuple[Any, bool] | None:
+    """(bundle, float16 weights?) when `path` is a full LiveGesture model file, else None."""
+    from ..bundle import KIND, ModelBundle
+    from ..modelio import load_model_file
+
+    _, meta = load_model_file(path)
+    if meta.get("kind") != KIND:
+        return None
+    return ModelBundle.load(path), meta.get("weights_dtype") == "float16"
+
+
 def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, region: str = "all",
                     stage: int = 1, device: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train `stage` of the tokenizers of `region` and write them into the tokenizer file `out`.
 
     Stage 2 needs a file whose regions finished stage 1, stage 3 (decoder fine-tuning on the
-    tokens) one whose regions finished stage 2. The file is rewritten
+    tokens) one whose regions finished stage 2. Stage 3 may also run on a full model file: its
+    decoders are fine-tuned in place (the tokens, and so the AR model trained on them, stay
+    valid; float16 files stay float16) and the file takes `cfg`'s clean-up settings, which are
+    tuned to how the decoders join tokens. The file is rewritten
     atomically after each region; training checkpoints and TensorBoard logs go to
     ``<out>.work/`` so the same command resumes a killed run.
     """
@@ -72,9 +87,19 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
     work = out.with_name(out.name + ".work")
     regions = parse_regions(region)
     train_files, train_clips, val_clips = train_val_clips(data_dir, cfg.data, ("motion",), progress)
+    bundle, half = None, False
     if out.is_file():
-        tok, stats, meta = load_tokenizer(out)
-        stages: dict[str, int] = dict(meta.get("stages", {}))
+        found = _model_file(out)
+        if found is not None:
+            if stage != 3:
+                raise ConfigError(f"{out}: is a full model file; only stage 3 (the decoders, on the same "
+                                  "tokens) can be trained in it")
+            bundle, half = found
+            tok, stats = bundle.tokenizer, bundle.stats
+            stages: dict[str, int] = {r: int(s) for r, s in bundle.stages.get("tokenizer", {}).items()}
+        else:
+            tok, stats, meta = load_tokenizer(out)
+            stages = dict(meta.get("stages", {}))
         if tok.cfg != cfg.tokenizer:
             same_stage1 = tok.cfg.stage1_fields() == cfg.tokenizer.stage1_fields()
             if stage == 3 and same_stage1 and _only_finetune_differs(tok.cfg, cfg.tokenizer):
@@ -122,7 +147,13 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         res = trainer.fit()
         model.to("cpu").eval()
         stages[r] = max(stages.get(r, 0), stage)
-        if trainer.dist.is_main:
+        if trainer.dist.is_main and bundle is not None:
+            from dataclasses import replace
+
+            bundle.tokenizer, bundle.stages["tokenizer"] = tok, dict(stages)
+            bundle.config = replace(bundle.config, tokenizer=tok.cfg, cleanup=cfg.cleanup)  # tuned to the new joins
+            bundle.save(out, half=half)
+        elif trainer.dist.is_main:
             save_tokenizer(out, tok, stats, stages, extra={"config": cfg.name,
                                                            "train_clips": results["train_clips"]})
         hist = res["history"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -235,3 +236,39 @@ def test_serve_on_a_busy_port_is_one_line_before_the_banner(cli, model_path):
     assert len(lines) == 1 and "Address already in use" in lines[0] and "--port" in lines[0], err
     code, out, err = cli("serve", "--host", "no-such-host.invalid", "--model", model_path)
     assert code == 2 and out == "" and "--host no-such-host.invalid" in err
+
+
+def test_start_message_cleanup_root_and_seed_pose(server, model):
+    from livegesture.cleanup import CleanupConfig, RootConfig
+    from livegesture.serve.client import ServerError
+
+    a = pcm16_exact(audio_of(2.0, seed=21))
+    raw = stream_audio_sync(server.url, a, seed=2, realtime=False, cleanup=False)
+    assert_same_motion(raw.motion, model.generate(a, seed=2, cleanup=CleanupConfig.off()), tol=1e-4)
+    assert raw.started["cleanup"] is False
+    placed = stream_audio_sync(server.url, a, seed=2, realtime=False, root="in_place")
+    ref = model.generate(a, seed=2, cleanup=replace(model.cleanup, root=RootConfig(mode="in_place")))
+    assert_same_motion(placed.motion, ref, tol=1e-4)
+    np.testing.assert_array_equal(placed.motion.trans[:, [0, 2]], 0.0)
+    pose = Motion(np.zeros((1, 55, 3), np.float32), np.array([[0.5, 1.3, -0.2]], np.float32),
+                  np.zeros((1, 100), np.float32))
+    seeded = stream_audio_sync(server.url, a, seed=2, realtime=False, seed_motion=pose)
+    assert_same_motion(seeded.motion, model.generate(a, seed=2, seed_motion=pose), tol=1e-4)
+    np.testing.assert_array_equal(seeded.indices, np.arange(len(seeded.motion)))  # own indices from 0
+    np.testing.assert_allclose(seeded.audio_times, [token_audio_time(i) for i in range(len(seeded.motion))])
+    np.testing.assert_allclose(seeded.motion.trans[0, [0, 2]], [0.5, -0.2], atol=0.05)
+    with pytest.raises(ServerError, match="seed_trans"):
+        asyncio.run(_bad_start(server.url, {"seed_poses": [[0.0] * 165]}))
+    with pytest.raises(ServerError, match="root"):
+        asyncio.run(_bad_start(server.url, {"root": "glued"}))
+
+
+async def _bad_start(url, fields):
+    import websockets
+
+    from livegesture.serve.client import ServerError
+
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "start", **fields}))
+        reply = json.loads(await ws.recv())
+        raise ServerError(reply.get("message", str(reply)))

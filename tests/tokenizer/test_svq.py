@@ -112,3 +112,15 @@ def test_both_stages_learn():
         torch.testing.assert_close(tok.decode(ids), tok.decoder(latent))
     # stage 2 leaves the stage-1 encoder and decoder untouched
     assert all(torch.equal(a, b) for a, b in zip(frozen, tok.stage1_parameters()))
+
+
+def test_boundary_loss_sees_jumps_at_token_boundaries_only():
+    from livegesture.tokenizer.svq import boundary_loss
+
+    t = torch.linspace(0, 1, 32)[None, :, None].repeat(2, 1, 3)
+    assert float(boundary_loss(t, t)) == 0.0
+    at, inside = t.clone(), t.clone()
+    at[:, 8:] += 0.5       # a jump from frame 7 to 8: a token boundary
+    inside[:, 6:] += 0.5   # from frame 5 to 6: inside a token
+    assert float(boundary_loss(at, t)) > 0.0
+    assert float(boundary_loss(inside, t)) < 1e-6  # float rounding of the shifted values only

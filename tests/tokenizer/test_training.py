@@ -110,8 +110,10 @@ def test_stage3_fine_tunes_the_decoder_on_the_tokens_only(synth, tmp_path):
     from livegesture.data import WindowDataset, find_clips, load_clip, training_features
     from livegesture.tokenizer.report import boundary_jump
 
+    # without the preset's boundary loss, which trades some reconstruction error for smooth joins
     cfg = load_experiment("demo", {**TINY, "tokenizer_stage1.steps": 150, "tokenizer_stage2.steps": 60,
-                                   "tokenizer_stage3.steps": 150, "tokenizer_stage3.lr": 0.002})
+                                   "tokenizer_stage3.steps": 150, "tokenizer_stage3.lr": 0.002,
+                                   "tokenizer.finetune_boundary_weight": 0.0})
     out = tmp_path / "tok.safetensors"
     with pytest.raises(ConfigError, match="run stage 1 first"):
         train_tokenizer(synth, out, cfg, region="upper", stage=3, progress=False)
@@ -151,4 +153,38 @@ def test_stage3_fine_tunes_the_decoder_on_the_tokens_only(synth, tmp_path):
     w = load_experiment("demo", {**TINY, "tokenizer.finetune_acceleration_weight": 0.0, "tokenizer_stage3.steps": 30})
     train_tokenizer(synth, out, w, region="upper", stage=3, progress=False)
     assert load_tokenizer(out)[0].cfg.finetune_acceleration_weight == 0.0
+    b = load_experiment("demo", {**TINY, "tokenizer.finetune_boundary_weight": 2.0, "tokenizer_stage3.steps": 30})
+    train_tokenizer(synth, out, b, region="upper", stage=3, progress=False)
+    assert load_tokenizer(out)[0].cfg.finetune_boundary_weight == 2.0
     assert np.isfinite(jump1)
+
+
+def test_stage3_fine_tunes_the_decoders_inside_a_model_file(synth, tmp_path):
+    import torch
+
+    from livegesture.bundle import ModelBundle
+    from livegesture.modelio import load_model_file
+
+    cfg = load_experiment("demo", {**TINY, "model.dim": 16, "model.heads": 2, "model.audio.dim": 16})
+    tok_path = tmp_path / "tok.safetensors"
+    for stage in (1, 2):
+        train_tokenizer(synth, tok_path, cfg, region="all", stage=stage, progress=False)
+    tok, stats, meta = load_tokenizer(tok_path)
+    model_path = tmp_path / "model.safetensors"
+    ModelBundle.create(cfg, tok, stats, tokenizer_stages=meta["stages"]).save(model_path, half=True)
+    before = ModelBundle.load(model_path)
+    with pytest.raises(ConfigError, match="only stage 3"):
+        train_tokenizer(synth, model_path, cfg, region="upper", stage=2, progress=False)
+    b3 = load_experiment("demo", {**TINY, "model.dim": 16, "model.heads": 2, "model.audio.dim": 16,
+                                  "tokenizer.finetune_boundary_weight": 5.0, "cleanup.handover.boundary_weight": 0.2})
+    train_tokenizer(synth, model_path, b3, region="upper", stage=3, progress=False)
+    after = ModelBundle.load(model_path)
+    assert load_model_file(model_path)[1]["weights_dtype"] == "float16"
+    assert after.stages["tokenizer"]["upper"] == 3 and after.stages["tokenizer"]["hands"] == 2
+    assert after.config.tokenizer.finetune_boundary_weight == 5.0
+    assert after.config.cleanup.handover.boundary_weight == 0.2
+    for k, v in before.model.state_dict().items():
+        assert torch.equal(v, after.model.state_dict()[k]), k  # the AR model is untouched
+    sd0, sd1 = before.tokenizer.state_dict(), after.tokenizer.state_dict()
+    changed = {k for k in sd0 if not torch.equal(sd0[k], sd1[k])}
+    assert changed and all(k.startswith("regions.upper.decoder.") for k in changed)
