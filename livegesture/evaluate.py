@@ -12,7 +12,7 @@ import torch
 from .body.kinematics import approximate_skeleton, forward_kinematics
 from .bundle import ModelBundle
 from .data import find_clips, load_clip
-from .data.beat2 import SPLIT_CSV
+from .data.beat2 import has_split_table
 from .errors import DataError
 from .metrics import beat_consistency, face_mse, l1_diversity, lvd
 from .motion import Motion
@@ -21,7 +21,7 @@ from .motion import Motion
 def _eval_clip_files(data_dir: Path, bundle: ModelBundle, split: str | None, ids: Sequence[str] | None):
     if ids:
         return find_clips(data_dir, ids=list(ids))
-    if split is not None or (data_dir / SPLIT_CSV).is_file():
+    if split is not None or has_split_table(data_dir):
         return find_clips(data_dir, split=split or "test")
     held_out = set(bundle.meta.get("val_clips", []))
     trained = set(bundle.meta.get("train_clips", []))

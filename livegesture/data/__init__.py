@@ -1,15 +1,15 @@
-"""BEAT2 data: audio loading, TextGrid words, clip discovery/loading, features, windows,
-synthetic BEAT2-format data."""
+"""BEAT2 data: audio loading, TextGrid words, clip discovery/loading (a BEAT2 folder or a
+prepared, memory-mapped cache), features, windows, synthetic BEAT2-format data."""
 
 from .audio import SAMPLE_RATE, load_audio, prepare_audio
 from .beat2 import STANDARD_SPLITS, ClipData, ClipFiles, crop_lengths, find_clips, load_clip
 from .features import RegionStats, training_features
 from .synthetic import synthetic_audio, synthetic_motion, write_synthetic_beat2
 from .textgrid import Vocabulary, Word, as_words, read_words, word_ids_per_frame
-from .windows import WindowDataset, audio_samples, frame_to_sample
+from .windows import ClipWindows, WindowDataset, audio_samples, frame_to_sample
 
 __all__ = [
-    "SAMPLE_RATE", "STANDARD_SPLITS", "ClipData", "ClipFiles", "RegionStats", "Vocabulary",
+    "SAMPLE_RATE", "STANDARD_SPLITS", "ClipData", "ClipFiles", "ClipWindows", "RegionStats", "Vocabulary",
     "WindowDataset", "Word", "audio_samples", "crop_lengths", "find_clips", "frame_to_sample",
     "as_words", "load_audio", "load_clip", "prepare_audio", "read_words", "synthetic_audio",
     "synthetic_motion", "training_features", "word_ids_per_frame", "write_synthetic_beat2",

@@ -10,20 +10,10 @@ import numpy as np
 
 from ..body.constants import FPS, NUM_JOINTS
 from ..body.kinematics import Skeleton, approximate_skeleton, forward_kinematics
+from ..data.beat2 import MEAN_VEL_FILE, find_mean_vel  # noqa: F401  (re-exported)
 from ..errors import DataError
 from .beat import MARGIN_FRAMES, audio_onsets, joint_speed, sequence_beat_consistency
 from .diversity import l1_diversity
-
-MEAN_VEL_FILE = "mean_vel_smplxflame_30.npy"
-
-
-def find_mean_vel(data_dir: str | os.PathLike) -> Path | None:
-    """The dataset's mean joint speeds file in `data_dir` or its ``weights/`` folder, if any."""
-    root = Path(data_dir)
-    for p in (root / MEAN_VEL_FILE, root / "weights" / MEAN_VEL_FILE):
-        if p.is_file():
-            return p
-    return None
 
 
 def load_mean_vel(path: str | os.PathLike) -> np.ndarray:

@@ -9,7 +9,8 @@ from livegesture.data import write_synthetic_beat2
 from livegesture.errors import ConfigError
 from livegesture.train.ar_stage import heldout_token_nll, make_datasets, train_model_stage
 from livegesture.train.config import load_experiment
-from livegesture.train.data import load_clips, select_clip_files
+from livegesture.data import load_clip
+from livegesture.train.data import select_clip_files
 
 TINY = {
     "tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
@@ -70,7 +71,7 @@ def test_stage_losses_fall_and_heldout_nll_is_finite(synth, tmp_path, residual):
     f = train_model_stage(synth, out, None, "fuse", progress=False)
     assert f["last_loss"] < f["first_loss"]
     b = ModelBundle.load(out)
-    val = load_clips(select_clip_files(synth, cfg.data, "val"), progress=False)
+    val = [load_clip(f) for f in select_clip_files(synth, cfg.data, "val")]
     _, val_set = make_datasets(b.stats, b.vocab, val, val, cfg)
     nll = heldout_token_nll(b, val_set)
     assert set(nll) == {"experts", "fuse", "fuse_no_audio"}
