@@ -62,8 +62,8 @@ ROW_FIELDS = {"frame": "frames", "sample": "samples", "word": "words", "clip": "
 
 
 def is_cache(path: str | os.PathLike) -> bool:
-    """True when `path` is a folder that holds a cache index (of any format version)."""
-    return (Path(path) / INDEX).is_file()
+    """True when `path` is a cache folder (of any format version, possibly unfinished)."""
+    return (Path(path) / INDEX).is_file() or (Path(path) / JOURNAL).is_file()
 
 
 def fingerprint(path: Path) -> list[int]:

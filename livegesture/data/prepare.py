@@ -22,6 +22,8 @@ from .cache import (ARRAYS, ARRAYS_DIR, FORMAT, INDEX, JOURNAL, ROW_FIELDS, VERS
                     is_cache, read_index)
 from .features import FeatureMoments, RegionStats
 
+#: how worker processes start: spawned, since forking a process that has run torch can hang
+MP_CONTEXT = "spawn"
 #: commit the journal (after syncing the arrays it points into) at least this often
 COMMIT_EVERY_CLIPS = 16
 COMMIT_EVERY_S = 5.0
@@ -233,7 +235,7 @@ def _check_out(data_dir: Path, out: Path) -> None:
         raise DataError(f"{out}: the cache needs a folder of its own, not the data folder")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not ((out / INDEX).exists() or (out / JOURNAL).exists()):
+    if out.is_dir() and any(out.iterdir()) and not is_cache(out):
         raise DataError(f"{out}: exists, is not empty and is not a LiveGesture cache; choose another --out")
     if (out / INDEX).exists():
         read_index(out)  # refuses another format version with one line
@@ -309,7 +311,7 @@ def prepare_cache(data_dir: str | os.PathLike, out: str | os.PathLike, workers: 
             else:
                 import multiprocessing
 
-                with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(MP_CONTEXT)) as pool:
                     pending = {pool.submit(_read_clip, c, root): c for c in todo}
                     while pending:
                         done, _ = wait(pending, return_when=FIRST_COMPLETED)
