@@ -242,16 +242,17 @@ def _check_out(data_dir: Path, out: Path) -> None:
 
 
 class _Lock:
-    """An exclusive lock on the cache folder, so that two prepares never write it at once."""
+    """An exclusive lock on the cache folder, so that two prepares never write it at once; with
+    `wait`, the second waits for the first (DDP ranks preparing the same work-folder cache)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, wait: bool = False) -> None:
         self.f = open(out / ".lock", "w")
         try:
             import fcntl
         except ImportError:  # no advisory locks on this platform
             return
         try:
-            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError:
             self.f.close()
             raise DataError(f"{out}: another `livegesture prepare` is writing this cache") from None
@@ -261,11 +262,12 @@ class _Lock:
 
 
 def prepare_cache(data_dir: str | os.PathLike, out: str | os.PathLike, workers: int | None = None,
-                  ids: Sequence[str] | None = None, progress: bool = True) -> PrepareReport:
+                  ids: Sequence[str] | None = None, progress: bool = True, wait: bool = False) -> PrepareReport:
     """Write (or update) the cache `out` of the BEAT2 folder `data_dir` (every clip, or `ids`).
 
     `workers` processes read clips in parallel (default: the CPU count, fewer for a few clips;
-    1 reads in this process). Workers are spawned, so a script that calls this with several
+    1 reads in this process). With `wait`, a prepare already writing `out` is waited for instead
+    of refused (then this one finds its clips unchanged). Workers are spawned, so a script that calls this with several
     workers needs the usual ``if __name__ == "__main__":`` guard. The index is written last, atomically: until then the folder is an unfinished
     cache that nothing reads, and a rerun completes it.
     """
@@ -278,7 +280,7 @@ def prepare_cache(data_dir: str | os.PathLike, out: str | os.PathLike, workers: 
     _check_out(data_dir, out)
     clips = find_clips(data_dir, ids=list(ids) if ids is not None else None, require=())
     out.mkdir(parents=True, exist_ok=True)
-    lock = _Lock(out)
+    lock = _Lock(out, wait)
     try:
         writer = _Writer(out)
         todo, kept = [], 0

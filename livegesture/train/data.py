@@ -58,7 +58,9 @@ def stage_cache(data_dir: str | Path, cfg: DataConfig, work: str | Path, require
     if is_cache(data_dir):
         return open_cache(data_dir)
     wanted = [f.id for role in ("train", "val") for f in select_clip_files(data_dir, cfg, role, require)]
-    report = prepare_cache(data_dir, Path(work) / WORK_CACHE, ids=sorted(set(wanted)), progress=progress)
+    # every DDP rank calls this: the first prepares, the others wait for it and find nothing to do
+    report = prepare_cache(data_dir, Path(work) / WORK_CACHE, ids=sorted(set(wanted)), progress=progress,
+                           wait=True)
     if report.bad:
         more = f" (and {len(report.bad) - 1} more)" if len(report.bad) > 1 else ""
         raise DataError(f"{report.bad[0][0]}: {report.bad[0][1]}{more}")
