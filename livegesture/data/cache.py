@@ -9,7 +9,8 @@ Layout of a cache folder (format version :data:`VERSION`)::
     journal.jsonl         one line per prepared clip, for resuming an interrupted prepare
     arrays/<name>.bin     raw little-endian arrays, rows appended clip after clip:
                           per frame: poses (165), trans (3), expressions (100) float32, the
-                          training features of each region float32, frame_words int32;
+                          training features (425: the regions side by side) float32,
+                          frame_words int32;
                           per 16 kHz sample: audio float32; per word: word_spans float64 (2),
                           word_text int32; per clip: betas float32 (300), moments float64
 
@@ -49,7 +50,7 @@ ARRAYS: dict[str, tuple[str, int, str]] = {
     "poses": ("<f4", NUM_JOINTS * 3, "frame"),
     "trans": ("<f4", 3, "frame"),
     "expressions": ("<f4", NUM_EXPRESSIONS, "frame"),
-    **{r: ("<f4", REGION_DIMS[r], "frame") for r in REGIONS},
+    "features": ("<f4", sum(REGION_DIMS.values()), "frame"),
     "frame_words": ("<i4", 1, "frame"),
     "audio": ("<f4", 1, "sample"),
     "word_spans": ("<f8", 2, "word"),
@@ -334,7 +335,7 @@ def cached_windows(cache: PreparedCache, clip_id: str):
     c = cache.clips[clip_id]
     if not c.has["motion"]:
         raise DataError(f"clip {clip_id}: has no motion; windows need motion")
-    w = ClipWindows(c.id, {r: cache.file_rows(r, c) for r in REGIONS},
+    w = ClipWindows(c.id, cache.file_rows("features", c),
                     cache.file_rows("audio", c) if c.has["audio"] else None,
                     cache.file_rows("frame_words", c), cache.texts, cache.rows("word_spans", c),
                     cache.rows("word_text", c), SAMPLE_RATE, cache=cache)

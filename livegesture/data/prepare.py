@@ -9,7 +9,8 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -86,7 +87,8 @@ def _read_clip(files, root: str) -> tuple[str, Any]:
     if motion is not None:
         feats = training_features(motion)
         out.update({"poses": motion.poses.reshape(n, -1), "trans": motion.trans,
-                    "expressions": motion.expressions, **feats,
+                    "expressions": motion.expressions,
+                    "features": np.concatenate([feats[r] for r in REGIONS], axis=1),
                     "moments": FeatureMoments.of(feats).to_array(), "n_betas": len(motion.betas),
                     "betas": np.pad(np.asarray(motion.betas, np.float32), (0, NUM_BETAS - len(motion.betas))),
                     "gender": motion.gender, "model": motion.model,
@@ -124,17 +126,31 @@ class _Writer:
             f.truncate(self.ends[kind] * width * np.dtype(dtype).itemsize)  # drop an unjournaled tail
             f.seek(0, os.SEEK_END)
             self._files[name] = f
+        new = not (out / JOURNAL).is_file() or (out / JOURNAL).stat().st_size == 0
         self._journal = open(out / JOURNAL, "a", encoding="utf-8")
+        if new:
+            self._journal.write(json.dumps({"format": FORMAT, "version": VERSION}) + "\n")
         self._text_ids = {t: i for i, t in enumerate(self.texts)}
         self._pending: list[str] = []
         self._last_commit = time.monotonic()
 
     def _replay(self) -> None:
         path = self.out / JOURNAL
-        if not path.is_file():
+        if not path.is_file() or path.stat().st_size == 0:
             return
         good = 0
         with open(path, "rb") as f:
+            head = f.readline()
+            try:
+                header = json.loads(head)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                header = None
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise DataError(f"{path}: not a LiveGesture cache journal; choose another --out")
+            if header.get("version") != VERSION:
+                raise DataError(f"{self.out}: a cache of format version {header.get('version')}, this LiveGesture "
+                                f"writes version {VERSION}; delete it or choose another --out")
+            good = len(head)
             for raw in f:
                 if not raw.endswith(b"\n"):
                     break  # a torn last line: that clip was not committed
@@ -316,7 +332,7 @@ def prepare_cache(data_dir: str | os.PathLike, out: str | os.PathLike, workers: 
                 with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(MP_CONTEXT)) as pool:
                     pending = {pool.submit(_read_clip, c, root): c for c in todo}
                     while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        done, _ = wait_for(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
                             c = pending.pop(fut)
                             try:

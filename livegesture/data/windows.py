@@ -8,13 +8,13 @@ data set larger than the RAM trains with the memory of a few batches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ..body.constants import FPS, REGIONS
+from ..body.constants import FPS, REGION_DIMS, REGIONS
 from ..errors import DataError
 from .audio import SAMPLE_RATE
 from .beat2 import ClipData
@@ -25,6 +25,11 @@ from .textgrid import Vocabulary, Word
 #: 6400 samples at 16 kHz, aligned with 4-frame tokens, whole samples and 10 ms mel hops
 START_GRID_FRAMES = 12
 TOKEN_FRAMES = 4
+#: columns of each region in a clip's (T, 425) feature array (regions side by side, in REGIONS order)
+REGION_COLUMNS: dict[str, slice] = {
+    r: slice(sum(REGION_DIMS[q] for q in REGIONS[:i]), sum(REGION_DIMS[q] for q in REGIONS[:i + 1]))
+    for i, r in enumerate(REGIONS)}
+FEATURE_WIDTH = sum(REGION_DIMS.values())
 
 
 def audio_samples(frames: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
@@ -55,8 +60,8 @@ def frame_text_ids(words, n_frames: int, texts: dict[str, int], fps: float = FPS
 
 @dataclass(frozen=True, eq=False)
 class ClipWindows:
-    """What windows read from one clip: training features per region (T, D_r), unnormalised;
-    16 kHz audio; per-frame word ids into `texts` (0: no word, i: texts[i - 1]); and the words
+    """What windows read from one clip: training features (T, 425), unnormalised, every region's
+    columns side by side (:data:`REGION_COLUMNS`); 16 kHz audio; per-frame word ids into `texts` (0: no word, i: texts[i - 1]); and the words
     themselves (``word_spans`` (W, 2) seconds, ``word_ids`` (W,) indices into `texts`).
 
     The arrays may be a cache's rows, read per window (then `cache` is the cache they belong
@@ -64,7 +69,7 @@ class ClipWindows:
     """
 
     id: str
-    features: Mapping[str, np.ndarray]
+    features: np.ndarray
     audio: np.ndarray | None
     frame_words: np.ndarray
     texts: Sequence[str]
@@ -82,7 +87,8 @@ class ClipWindows:
             raise DataError(f"clip {clip.id}: has no motion; windows need motion")
         if clip.motion.fps != FPS:
             raise DataError(f"clip {clip.id}: motion at {clip.motion.fps:g} fps, expected {FPS}")
-        feats = {r: np.ascontiguousarray(f, np.float32) for r, f in training_features(clip.motion).items()}
+        f = training_features(clip.motion)
+        feats = np.ascontiguousarray(np.concatenate([f[r] for r in REGIONS], axis=1), np.float32)
         table: dict[str, int] = {}
         words = clip.words or []
         frames = frame_text_ids(words, len(clip.motion), table)
@@ -98,7 +104,7 @@ class ClipWindows:
     def moments(self) -> FeatureMoments:
         """Feature moments of the clip (of its mirror image when `mirrored`), for statistics."""
         if not self._moments:
-            self._moments.append(FeatureMoments.of({r: np.asarray(self.features[r]) for r in REGIONS}))
+            self._moments.append(FeatureMoments.of({r: self.region(r) for r in REGIONS}))
             if self.cache is not None:
                 self.cache.trim()
         m = self._moments[0]
@@ -118,14 +124,24 @@ class ClipWindows:
             a = _rows(self.audio, int(round(t0 * self.sample_rate)), int(round(t1 * self.sample_rate)))
         spans = np.asarray(self.word_spans)
         keep = (spans[:, 0] < t1) & (spans[:, 1] > t0) if len(spans) else np.zeros(0, bool)
-        return replace(self, id=name, features={r: _rows(f, start, stop) for r, f in self.features.items()},
+        return replace(self, id=name, features=_rows(self.features, start, stop),
                        audio=a, frame_words=_rows(self.frame_words, start, stop),
                        word_spans=np.maximum(spans[keep] - t0, 0.0), word_ids=np.asarray(self.word_ids)[keep],
                        _moments=[])
 
+    def region(self, region: str) -> np.ndarray:
+        """All frames of one region's features, unmirrored (a view; of the cache's map for cache clips)."""
+        return np.asarray(self.features)[:, REGION_COLUMNS[region]]
+
+    def window(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Frames [start, stop) of every region's features (as mirrored when `mirrored`; in-memory
+        clips may give views of their arrays). One read for a cache clip."""
+        x = np.asarray(self.features[start:stop], np.float32)
+        out = {r: x[:, REGION_COLUMNS[r]] for r in REGIONS}
+        return {r: mirror_features(r, v) for r, v in out.items()} if self.mirrored else out
+
     def feature_window(self, region: str, start: int, stop: int) -> np.ndarray:
-        x = np.array(self.features[region][start:stop], np.float32)
-        return mirror_features(region, x) if self.mirrored else x
+        return self.window(start, stop)[region]
 
     def words(self) -> list[Word]:
         """The clip's words as :class:`Word` objects."""
@@ -196,6 +212,9 @@ class WindowDataset(Dataset):
         self.audio_context_frames = audio_context_frames
         self.sample_rate = sample_rate
         self.stats = stats
+        # float32 mean and std once, not per window: (x - mean) / std as RegionStats.normalize does it
+        self._norm = None if stats is None else {
+            r: (stats.mean[r].astype(np.float32), stats.std[r].astype(np.float32)) for r in REGIONS}
         self.vocab = vocab
         self.with_audio = with_audio
         self.n_audio = audio_samples(window_frames + audio_context_frames, sample_rate)
@@ -260,10 +279,12 @@ class WindowDataset(Dataset):
         src = self.sources[ci]
         e = s + self.window_frames
         item: dict[str, torch.Tensor | str | int] = {}
-        for r in REGIONS:
-            x = src.feature_window(r, s, e)
-            if self.stats is not None:
-                x = self.stats.normalize(r, x).astype(np.float32)
+        for r, x in src.window(s, e).items():
+            if self._norm is not None:
+                mean, std = self._norm[r]
+                x = (x - mean) / std
+            else:
+                x = np.array(x)  # never a view of the clip's arrays
             item[r] = torch.from_numpy(x)
         if self.with_audio:
             item["audio"] = torch.from_numpy(self.audio_window(ci, s))

@@ -17,7 +17,7 @@ from livegesture.cli import app, main
 from livegesture.data import (RegionStats, Vocabulary, WindowDataset, find_clips, load_clip,
                               training_features)
 from livegesture.data.cache import INDEX, JOURNAL, FileRows, PreparedCache, open_cache
-from livegesture.data.prepare import prepare_cache
+from livegesture.data.prepare import _Writer, prepare_cache
 from livegesture.data.windows import ClipWindows
 from livegesture.errors import DataError
 
@@ -70,7 +70,7 @@ def test_windows_from_the_cache_equal_windows_from_the_folder(synth_root, cache,
               audio_context_frames=ctx, start_grid=grid)
     mem = WindowDataset(loaded, **kw)
     mapped = WindowDataset([cached_windows(c, f.id) for f in files], **kw)
-    assert isinstance(mapped.sources[0].features["upper"], FileRows)
+    assert isinstance(mapped.sources[0].features, FileRows)
     assert len(mem) == len(mapped) and mem.index == mapped.index
     for i in range(0, len(mem), max(1, len(mem) // 25)):
         a, b = mem[i], mapped[i]
@@ -144,6 +144,10 @@ def test_other_format_version_is_refused_in_one_line(cache, tmp_path, monkeypatc
     (out / INDEX).write_text(json.dumps(index))
     with pytest.raises(DataError, match="cache format version 99, this LiveGesture reads version 1"):
         find_clips(out)
+    lines = (out / JOURNAL).read_text().splitlines(keepends=True)
+    (out / JOURNAL).write_text(lines[0].replace('"version": 1', '"version": 99') + "".join(lines[1:]))
+    with pytest.raises(DataError, match="a cache of format version 99, this LiveGesture writes version 1"):
+        _Writer(out)
     monkeypatch.setattr(sys, "argv", ["livegesture", "train", "tokenizer", "--data", str(out),
                                       "--out", str(tmp_path / "t.safetensors")])
     with pytest.raises(SystemExit) as exc:
@@ -202,3 +206,27 @@ def test_reading_windows_maps_nothing(cache):
     for i in range(len(ds)):
         ds[i]
     assert rss_file() - before < 512                   # kB
+
+
+def test_real_sample_folder(beat2_dir, tmp_path):
+    """The real BEAT2 samples: a usable cache (float32 motion: the float64 expressions round), and a
+    copy with a truncated npz and a non-audio wav: those two listed, the other clip usable."""
+    rep = prepare_cache(beat2_dir, tmp_path / "c", workers=1, progress=False)
+    assert (rep.clips, rep.bad) == (3, [])
+    for f in find_clips(tmp_path / "c", require=()):
+        a, b = load_clip(f), load_clip(find_clips(beat2_dir, ids=[f.id], require=())[0])
+        np.testing.assert_array_equal(a.audio, b.audio)
+        assert a.words == b.words
+        if b.motion is not None:
+            np.testing.assert_array_equal(a.motion.poses, b.motion.poses)
+            np.testing.assert_allclose(a.motion.expressions, b.motion.expressions, atol=1e-6)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in beat2_dir.iterdir():
+        shutil.copyfile(p, bad / p.name)
+    npz = bad / "2_scott_0_2_2.npz"
+    npz.write_bytes(npz.read_bytes()[:1_000_000])
+    (bad / "2_scott_0_4_4.wav").write_text("not audio\n")
+    rep = prepare_cache(bad, tmp_path / "cb", workers=1, progress=False)
+    assert sorted(os.path.basename(p) for p, _ in rep.bad) == ["2_scott_0_2_2.npz", "2_scott_0_4_4.wav"]
+    assert [c.id for c in find_clips(tmp_path / "cb")] == ["2_scott_0_1_1"]

@@ -105,6 +105,27 @@ def test_evaluate_prints_the_table(trained, synth, tmp_path):
     assert "generated" in res.output and "ground_truth" in res.output and "approximate" in res.output
 
 
+def test_evaluation_commands_take_a_cache(trained, synth, tmp_path):
+    """`evaluate` and `report tokenizer` on a prepared cache print the folder's figures."""
+    import json
+
+    from livegesture.data.prepare import prepare_cache
+
+    assert (trained[0].parent / "m.safetensors.work" / "cache" / "index.json").is_file()  # train all made one
+    cache = prepare_cache(synth, tmp_path / "cache", workers=1, progress=False).root
+    rows = []
+    for data in (synth, cache):
+        js = tmp_path / "e.json"
+        res = CliRunner().invoke(app, ["evaluate", "--model", str(trained[0]), "--data", str(data), "--json", str(js)])
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(js.read_text())["rows"])
+        res = CliRunner().invoke(app, ["report", "tokenizer", "--model", str(trained[0]), "--data", str(data),
+                                       "--json", str(js)])
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(js.read_text())["regions"])
+    assert rows[0] == rows[2] and rows[1] == rows[3]
+
+
 def test_half_precision_bundle_is_smaller_and_decodes_like_float32(trained, tmp_path):
     import numpy as np
     import torch

@@ -43,7 +43,7 @@ def test_val_tail_splits_each_training_clip_in_time(tmp_path):
     head, tail = split_tail(clip, 0.25)
     n = len(clip)
     assert len(head) == round(0.75 * n) and len(head) + len(tail) == n
-    np.testing.assert_array_equal(tail.features["upper"], clip.features["upper"][len(head):])
+    np.testing.assert_array_equal(tail.region("upper"), clip.region("upper")[len(head):])
     assert len(head.audio) + len(tail.audio) == len(clip.audio)
     assert abs(len(head.audio) / 16000 - len(head) / 30) < 1e-4
     assert tail.id == "2_scott_0_1_1#tail" and head.id == clip.id
@@ -60,7 +60,7 @@ def test_val_tail_splits_each_training_clip_in_time(tmp_path):
     assert len(train[0]) == len(head)  # mirrored copies of the heads only
     assert len(train[2]) == len(head)
     assert train[0].cache is not None   # read from the cache prepared under the work folder
-    np.testing.assert_array_equal(train[0].features["upper"], head.features["upper"])
+    np.testing.assert_array_equal(train[0].region("upper"), head.region("upper"))
     with pytest.raises(ValueError, match="either data.val_ids or data.val_tail"):
         DataConfig(val_ids=("x",), val_tail=0.1)
     with pytest.raises(ValueError, match="val_tail must be in"):
