@@ -117,7 +117,8 @@ def main() -> None:
               f"{need:.0f} windows/s consumed; loader in-process / consumption = {rates[min(rates)] / need:.1f}x; "
               f"{flops / a.batch / 1e9:.2f} GFLOP per window (forward + backward)")
         if size == "base":
-            per_worker = max(r / max(w, 1) for w, r in rates.items())
+            # DataLoader workers pay for sending batches between processes: rate per worker from them
+            per_worker = max((r / w for w, r in rates.items() if w), default=rates[min(rates)])
             for mfu in MFU:
                 gpu = mfu * GPU_PEAK / (flops / a.batch)
                 print(f"  ESTIMATE, not measured: a GPU at {100 * mfu:.0f}% of {GPU_PEAK / 1e12:.0f} TFLOP/s bf16 "
