@@ -282,10 +282,11 @@ def prepare_cache(data_dir: str | os.PathLike, out: str | os.PathLike, workers: 
     """Write (or update) the cache `out` of the BEAT2 folder `data_dir` (every clip, or `ids`).
 
     `workers` processes read clips in parallel (default: the CPU count, fewer for a few clips;
-    1 reads in this process). With `wait`, a prepare already writing `out` is waited for instead
-    of refused (then this one finds its clips unchanged). Workers are spawned, so a script that calls this with several
-    workers needs the usual ``if __name__ == "__main__":`` guard. The index is written last, atomically: until then the folder is an unfinished
-    cache that nothing reads, and a rerun completes it.
+    1 reads in this process). Workers are spawned, so a script that calls this with several
+    workers needs the usual ``if __name__ == "__main__":`` guard. With `wait`, a prepare already
+    writing `out` is waited for instead of refused (then this one finds its clips unchanged).
+    The index is written last, atomically: until then the folder is an unfinished cache that
+    nothing reads, and a rerun completes it.
     """
     from tqdm.auto import tqdm
 
@@ -309,8 +310,9 @@ def prepare_cache(data_dir: str | os.PathLike, out: str | os.PathLike, workers: 
                 todo.append(c)
         bad: list[tuple[str, str]] = []
         bad_ids: set[str] = set()
-        # starting a worker costs about as much as reading a few clips
-        n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) // 8 + 1 if workers is None else len(todo)))
+        # by default one worker per 8 clips at most: starting one costs about as much as reading a few
+        cap = len(todo) // 8 + 1 if workers is None else len(todo)
+        n_workers = max(1, min(workers or os.cpu_count() or 1, cap))
         bar = tqdm(total=len(todo), desc="prepare", unit="clip", disable=not progress or not todo)
 
         def take(files, result) -> None:

@@ -29,7 +29,6 @@ TOKEN_FRAMES = 4
 REGION_COLUMNS: dict[str, slice] = {
     r: slice(sum(REGION_DIMS[q] for q in REGIONS[:i]), sum(REGION_DIMS[q] for q in REGIONS[:i + 1]))
     for i, r in enumerate(REGIONS)}
-FEATURE_WIDTH = sum(REGION_DIMS.values())
 
 
 def audio_samples(frames: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
@@ -61,8 +60,9 @@ def frame_text_ids(words, n_frames: int, texts: dict[str, int], fps: float = FPS
 @dataclass(frozen=True, eq=False)
 class ClipWindows:
     """What windows read from one clip: training features (T, 425), unnormalised, every region's
-    columns side by side (:data:`REGION_COLUMNS`); 16 kHz audio; per-frame word ids into `texts` (0: no word, i: texts[i - 1]); and the words
-    themselves (``word_spans`` (W, 2) seconds, ``word_ids`` (W,) indices into `texts`).
+    columns side by side (:data:`REGION_COLUMNS`); 16 kHz audio; per-frame word ids into `texts`
+    (0: no word, i: texts[i - 1]); and the words themselves (``word_spans`` (W, 2) seconds,
+    ``word_ids`` (W,) indices into `texts`).
 
     The arrays may be a cache's rows, read per window (then `cache` is the cache they belong
     to); `mirrored` reads the left/right mirror image of the features, computed per window.
