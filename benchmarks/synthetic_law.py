@@ -100,6 +100,8 @@ def main() -> None:
           f"fuse with audio {tok['fuse']:.3f}, audio dropped {tok['fuse_no_audio']:.3f}, experts {tok['experts']:.3f}, "
           f"repeat-the-last-token baseline {tok['repeat_last_token']:.3f} "
           f"({', '.join(f'{r} {v:.3f}' for r, v in tok['repeat_last_token_per_region'].items())})")
+    print("  per region, with / without audio: " + ", ".join(
+        f"{r} {tok[f'fuse/{r}']:.3f} / {tok[f'fuse_no_audio/{r}']:.3f}" for r in bundle.tokenizer.regions))
     print(f"  audio helps by {gap:.3f} nats/token (target >= 0.5: {verdict(gap >= 0.5)}); "
           f"below the baseline by {below:.3f} (target >= 0.5: {verdict(below >= 0.5)})  [{time.perf_counter() - t:.0f} s]")
 

@@ -60,7 +60,7 @@ def token_figures(bundle, held: Sequence[ClipData], train_motions: Sequence) -> 
     from .train.ar_stage import heldout_token_nll, make_datasets
 
     _, ds = make_datasets(bundle.stats, bundle.vocab, list(held), list(held), bundle.config)
-    nll = heldout_token_nll(bundle, ds)
+    nll = heldout_token_nll(bundle, ds, per_region=True)
     base = repeat_last_token_nll(bundle, [c.motion for c in held], train_motions)
     return {"windows": len(ds), **nll, "repeat_last_token": float(np.mean(list(base.values()))),
             "repeat_last_token_per_region": base}

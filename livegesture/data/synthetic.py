@@ -58,7 +58,9 @@ class SpeechMotionLaw:
     lift: float = 0.5              # shoulder lift at activity 1
     bend: float = 0.7              # elbow bend at activity 1
     lean: float = 0.05             # pelvis pitch at activity 1
-    idle: float = 0.01             # idle noise amplitude (hands twice, lower body 1.5x)
+    bounce: float = 0.03           # hip / ankle pitch of a loudness-1 stroke (knees twice)
+    idle: float = 0.01             # idle noise amplitude (hands twice)
+    idle_face: float = 0.02        # idle noise of the expression coefficients
 
 
 LAW = SpeechMotionLaw()
@@ -190,10 +192,9 @@ def synthetic_motion(n_frames: int, seed: int = 0, onsets: np.ndarray | None = N
         on = np.zeros(0) if onsets is None else np.asarray(onsets, float)
         syllables = Syllables(on, on + 0.15, np.ones(len(on)), np.zeros(len(on), np.int64))
     poses = np.zeros((n_frames, NUM_JOINTS, 3))
-    # idle: small smooth noise on every joint, larger on fingers and the lower body
+    # idle: small smooth noise on every joint, larger on fingers
     scale = np.full(NUM_JOINTS, law.idle)
     scale[list(REGION_JOINTS["hands"])] = 2 * law.idle
-    scale[list(REGION_JOINTS["lower"])] = 1.5 * law.idle
     poses += _smooth_noise(rng, t, (NUM_JOINTS, 3)) * scale[:, None]
     # arms down at the sides (rest pose is a T-pose with arms along +-x)
     poses[:, 16, 2] += -1.2
@@ -221,6 +222,10 @@ def synthetic_motion(n_frames: int, seed: int = 0, onsets: np.ndarray | None = N
     # the body rocks with each stroke: pelvis, spine and neck on both time scales, the head nods
     for j, share in ((0, 0.3), (3, 0.3), (6, 0.3), (9, 0.5), (12, 0.5), (15, 1.0)):
         poses[:, j, 0] += share * law.stroke_nod * (fast + 0.5 * slow)
+    # the legs bounce with the strokes (hips, knees, ankles) and the pelvis leans in while speaking
+    for j, share in ((1, -1.0), (2, -1.0), (4, 2.0), (5, 2.0), (7, -1.0), (8, -1.0)):
+        poses[:, j, 0] += share * law.bounce * slow
+    poses[:, 0, 0] += law.lean * act
     poses[:, 22, 0] += law.jaw_open * jaw
     poses[:, 23:25] = 0.0  # eyes: identity
     # translation: near (0, 1.3, 0) with a slow drift
@@ -228,11 +233,14 @@ def synthetic_motion(n_frames: int, seed: int = 0, onsets: np.ndarray | None = N
     trans[:, 0] = 0.05 * _smooth_noise(rng, t, (), 0.01, 0.05)
     trans[:, 2] = 0.05 * _smooth_noise(rng, t, (), 0.01, 0.05)
     trans[:, 1] = 1.3 + 0.005 * _smooth_noise(rng, t, (), 0.05, 0.2)
-    # expressions: small smooth noise decaying with index; 0 follows the jaw, 1 the activity
-    expr = _smooth_noise(rng, t, (NUM_EXPRESSIONS,), 0.1, 1.0) \
-        * (0.1 / (1 + np.arange(NUM_EXPRESSIONS) / 10))
-    expr[:, 0] += 0.8 * jaw
-    expr[:, 1] += 0.5 * act
+    # expressions: a talking face, a fixed mix of the jaw and the activity over every coefficient
+    # (0 follows the jaw, 1 the activity), plus small idle noise
+    k = np.arange(NUM_EXPRESSIONS)
+    mouth = np.cos(0.9 * k) / (1 + k / 10)
+    brows = np.sin(0.9 * k + 1.5) / (1 + k / 10)
+    mouth[1], brows[0] = 0.0, 0.0
+    expr = _smooth_noise(rng, t, (NUM_EXPRESSIONS,), 0.1, 1.0) * (law.idle_face / (1 + k / 10))
+    expr += 0.8 * jaw[:, None] * mouth + 0.5 * act[:, None] * brows
     return Motion(poses.astype(np.float32), trans.astype(np.float32), expr.astype(np.float32),
                   np.zeros(NUM_BETAS, np.float32), fps=fps)
 

@@ -158,9 +158,11 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
 
 
 @torch.no_grad()
-def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16) -> dict[str, float]:
+def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16,
+                      per_region: bool = False) -> dict[str, float]:
     """Mean per-token NLL (nats) on held-out windows: experts alone, the fuse, and the fuse with
-    the audio condition dropped to the null embedding (does the model use the audio?)."""
+    the audio condition dropped to the null embedding (does the model use the audio?). With
+    `per_region`, also ``fuse/<region>`` and ``fuse_no_audio/<region>``."""
     model: LiveGestureModel = bundle.model.eval()
     module = ARStage(model, bundle.tokenizer, "fuse").eval()
     collate = _collate_with_context(bundle.config.data.audio_context_frames)
@@ -180,5 +182,11 @@ def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16) -> d
         sums["experts"] += float(exp) * B
         sums["fuse"] += float(ce(fused.reshape(-1, K), tokens.reshape(-1))) * B
         sums["fuse_no_audio"] += float(ce(dropped.reshape(-1, K), tokens.reshape(-1))) * B
+        if per_region:
+            for ri, r in enumerate(bundle.tokenizer.regions):
+                for name, logits in (("fuse", fused), ("fuse_no_audio", dropped)):
+                    key = f"{name}/{r}"
+                    sums[key] = sums.get(key, 0.0) + float(ce(logits[:, ri].reshape(-1, K),
+                                                               tokens[:, ri].reshape(-1))) * B
         n += B
     return {k: v / max(n, 1) for k, v in sums.items()}
