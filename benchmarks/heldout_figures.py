@@ -20,37 +20,10 @@ from livegesture.body import forward_kinematics
 from livegesture.bundle import ModelBundle
 from livegesture.data import find_clips, load_clip
 from livegesture.evaluate import evaluate_model
+from livegesture.law import repeat_last_token_nll
 from livegesture.metrics import beat_consistency, l1_diversity
 from livegesture.metrics.evaluate import find_mean_vel, load_mean_vel
 from livegesture.train.ar_stage import heldout_token_nll, make_datasets
-
-
-def clip_tokens(bundle, motion) -> dict[str, np.ndarray]:
-    """Token ids per region of a whole clip through the bundle's tokenizers."""
-    from livegesture.data import training_features
-
-    f = training_features(motion[:len(motion) // 4 * 4])
-    with torch.no_grad():
-        return {r: bundle.tokenizer[r].encode(torch.from_numpy(bundle.stats.normalize(r, f[r]))[None])[0].numpy()
-                for r in bundle.tokenizer.regions}
-
-
-def repeat_unigram_nll(bundle, held, train) -> dict[str, float]:
-    """Per region, the held-out NLL of a two-parameter baseline: with probability lam the last token
-    again, else a token of the training clip's unigram (add-0.5); lam fitted on the training clip.
-    Tokens repeat 10-55% of the time at 7.5 Hz, so this is the floor an AR model must beat."""
-    K = bundle.model.codebook_size
-    tr, te = clip_tokens(bundle, train.motion), clip_tokens(bundle, held.motion)
-    out = {}
-    for r in tr:
-        p = (np.bincount(tr[r], minlength=K) + 0.5) / (len(tr[r]) + 0.5 * K)
-
-        def nll(t: np.ndarray, lam: float) -> float:
-            return float(-np.log(lam * (t[1:] == t[:-1]) + (1 - lam) * p[t[1:]]).mean())
-
-        lam = min(np.linspace(0.0, 0.95, 20), key=lambda v: nll(tr[r], v))
-        out[r] = nll(te[r], lam)
-    return out
 
 
 def main() -> None:
@@ -70,7 +43,7 @@ def main() -> None:
     nll = heldout_token_nll(b, val)
     print(f"held-out token NLL (nats/token) on {a.heldout}, {len(val)} windows: "
           f"experts {nll['experts']:.3f}, fuse {nll['fuse']:.3f}, fuse without audio {nll['fuse_no_audio']:.3f}")
-    base = repeat_unigram_nll(b, held, other)
+    base = repeat_last_token_nll(b, [held.motion], [other.motion])
     print(f"baseline 'repeat the last token or draw from the training unigram' (fitted on {a.other}): "
           + ", ".join(f"{r} {v:.3f}" for r, v in base.items()) + f"; mean {np.mean(list(base.values())):.3f} "
           f"(uniform ln K = {np.log(b.model.codebook_size):.3f})")

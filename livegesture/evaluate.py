@@ -13,7 +13,7 @@ import torch
 
 from .bundle import ModelBundle
 from .data import find_clips, load_clip
-from .data.beat2 import LAYOUT, SPLIT_CSV
+from .data.beat2 import LAYOUT, SPLIT_CSV, has_split_table
 from .errors import DataError
 from .metrics.evaluate import (check_smplx, clip_to_score, describe, format_table, resolve_mean_vel)
 from .metrics.protocol import get_protocol
@@ -25,7 +25,7 @@ __all__ = ["check_out_dir", "evaluate_model", "format_table"]
 def _eval_clip_files(data_dir: Path, bundle: ModelBundle, split: str | None, ids: Sequence[str] | None):
     if ids:
         return find_clips(data_dir, ids=list(ids))
-    if split is not None or (data_dir / SPLIT_CSV).is_file():
+    if split is not None or has_split_table(data_dir):
         return find_clips(data_dir, split=split or "test")
     held_out = set(bundle.meta.get("val_clips", []))
     trained = set(bundle.meta.get("train_clips", []))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,6 +23,8 @@ LAYOUT: dict[str, tuple[str, str]] = {
     "textgrid": ("textgrid", ".TextGrid"),
 }
 SPLIT_CSV = "train_test_split.csv"
+#: BEAT2's mean joint speeds (the BC metric's normaliser, docs/design.md §8)
+MEAN_VEL_FILE = "mean_vel_smplxflame_30.npy"
 KINDS = tuple(LAYOUT)
 
 #: the standard speaker-2 ("scott") benchmark split (docs/design.md §7)
@@ -34,13 +36,18 @@ STANDARD_SPLITS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class ClipFiles:
-    """The files of one clip (None where absent) and its split (None without a split CSV)."""
+    """The files of one clip (None where absent) and its split (None without a split CSV).
+
+    Clips of a prepared cache (:mod:`.cache`) name their source files and carry the cache,
+    which :func:`load_clip` then reads instead of the files.
+    """
 
     id: str
     motion: Path | None
     audio: Path | None
     textgrid: Path | None
     split: str | None
+    cache: Any = field(default=None, compare=False, repr=False)
 
     @property
     def speaker(self) -> int:
@@ -119,24 +126,33 @@ def find_clips(root: str | os.PathLike, split: str | Sequence[str] | None = None
         raise DataError(f"{root}: no such data folder")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a BEAT2 folder or a folder of clips)")
-    found, looked = _scan(root)
-    csv_path = root / SPLIT_CSV
-    splits = _read_split_csv(csv_path) if csv_path.is_file() else None
-    if not found:
-        raise DataError(f"{root}: no BEAT2 clips found (looked for {looked})")
+    from .cache import cache_clip_files, is_cache, open_cache
 
-    clips = [ClipFiles(id=i, motion=f.get("motion"), audio=f.get("audio"),
-                       textgrid=f.get("textgrid"),
-                       split=None if splits is None else splits.get(i))
-             for i, f in sorted(found.items())]
+    if is_cache(root):
+        clips = cache_clip_files(open_cache(root))
+        looked = "the clips of this prepared cache"
+        has_splits = clips[0].cache.has_splits if clips else False
+        if not clips:
+            raise DataError(f"{root}: the prepared cache holds no clips")
+    else:
+        found, looked = _scan(root)
+        csv_path = root / SPLIT_CSV
+        splits = _read_split_csv(csv_path) if csv_path.is_file() else None
+        if not found:
+            raise DataError(f"{root}: no BEAT2 clips found (looked for {looked})")
+        clips = [ClipFiles(id=i, motion=f.get("motion"), audio=f.get("audio"),
+                           textgrid=f.get("textgrid"),
+                           split=None if splits is None else splits.get(i))
+                 for i, f in sorted(found.items())]
+        has_splits = splits is not None
     steps = [f"{len(clips)} clip(s) found"]
     if split is not None:
         wanted = {split} if isinstance(split, str) else set(split)
-        if splits is None:
+        if not has_splits:
             raise DataError(f"{root}: cannot select split {'/'.join(sorted(wanted))}: no "
                             f"{SPLIT_CSV} there; choose clips with ids=[...] instead")
+        present = sorted({c.split for c in clips if c.split})
         clips = [c for c in clips if c.split in wanted]
-        present = sorted({s for s in splits.values() if s})
         steps.append(f"{len(clips)} in split {'/'.join(sorted(wanted))} "
                      f"(splits present: {', '.join(present) or 'none'})")
     if speakers is not None:
@@ -154,6 +170,27 @@ def find_clips(root: str | os.PathLike, split: str | Sequence[str] | None = None
     if not clips:
         raise DataError(f"{root}: no BEAT2 clips match ({'; '.join(steps)}; looked for {looked})")
     return clips
+
+
+def find_mean_vel(data_dir: str | os.PathLike) -> Path | None:
+    """The dataset's mean joint speeds file: in `data_dir`, its ``weights/`` folder (BEAT2 layout)
+    or a ``weights/`` folder beside it (the EMAGE release layout), if any (a prepared cache keeps
+    a copy of its source's)."""
+    root = Path(data_dir)
+    for p in (root / MEAN_VEL_FILE, root / "weights" / MEAN_VEL_FILE, root.parent / "weights" / MEAN_VEL_FILE):
+        if p.is_file():
+            return p
+    return None
+
+
+def has_split_table(root: str | os.PathLike) -> bool:
+    """True when the clips of `root` (a BEAT2 folder or a prepared cache) have splits."""
+    from .cache import is_cache, open_cache
+
+    root = Path(root)
+    if is_cache(root):
+        return open_cache(root).has_splits
+    return (root / SPLIT_CSV).is_file()
 
 
 @dataclass(eq=False)
@@ -196,7 +233,12 @@ def crop_lengths(n_motion: int, n_audio: int, sample_rate: int = SAMPLE_RATE,
 
 
 def load_clip(clip: ClipFiles, sample_rate: int = SAMPLE_RATE) -> ClipData:
-    """Load the files a clip has; motion and audio are cropped to the shorter of the two."""
+    """Load the files a clip has; motion and audio are cropped to the shorter of the two.
+    A clip of a prepared cache is read from its memory maps (already cropped, read-only)."""
+    if clip.cache is not None:
+        from .cache import load_cached_clip
+
+        return load_cached_clip(clip.cache, clip.id, sample_rate)
     motion = Motion.load(clip.motion) if clip.motion is not None else None
     audio = load_audio(clip.audio, sample_rate) if clip.audio is not None else None
     words = read_words(clip.textgrid) if clip.textgrid is not None else None

@@ -8,12 +8,14 @@ from typing import Iterable, Mapping, TypeVar
 import numpy as np
 import torch
 
-from ..body.constants import REGION_DIMS, REGIONS
+from ..body.constants import FOOT_JOINTS, MIRROR_PERMUTATION, REGION_DIMS, REGION_JOINTS, REGIONS
 from ..errors import CheckpointError
 from ..motion import Motion
 
 #: lower-region dims of the x and z translation velocity (after 9 joints x 6D = 54)
 TRANS_VEL_DIMS = (54, 56)
+#: 6D (first two rows of R) of a rotation mirrored by x -> -x (R -> M R M, M = diag(-1, 1, 1))
+_MIRROR_6D = np.array([1, -1, -1, -1, 1, 1], np.float32)
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -31,6 +33,108 @@ def training_features(motion: Motion) -> dict[str, np.ndarray]:
     elif len(lower) == 1:
         lower[0, list(TRANS_VEL_DIMS)] = 0.0
     return feats
+
+
+def _mirror_maps() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per region (column permutation, sign) such that mirrored[:, i] = sign[i] * feats[:, perm[i]]."""
+    out = {}
+    for r in REGIONS:
+        joints = list(REGION_JOINTS[r])
+        perm = [6 * joints.index(MIRROR_PERMUTATION[j]) + k for j in joints for k in range(6)]
+        sign = list(np.tile(_MIRROR_6D, len(joints)))
+        extra = REGION_DIMS[r] - 6 * len(joints)
+        if r == "lower":  # translation: x velocity flips, y and z velocity stay; foot contacts swap sides
+            feet = list(FOOT_JOINTS)
+            perm += [6 * len(joints) + k for k in range(3)]
+            perm += [6 * len(joints) + 3 + feet.index(MIRROR_PERMUTATION[f]) for f in feet]
+            sign += [-1, 1, 1] + [1] * len(feet)
+        else:  # face: FLAME expressions have no mirror-symmetric basis; they are kept as they are
+            perm += [6 * len(joints) + k for k in range(extra)]
+            sign += [1] * extra
+        out[r] = (np.array(perm), np.array(sign, np.float32))
+    return out
+
+
+MIRROR_MAPS = _mirror_maps()
+
+
+def mirror_features(region: str, x: np.ndarray) -> np.ndarray:
+    """Training features of the left/right mirror image (:meth:`Motion.mirrored`) from those of the
+    motion itself: a column permutation and sign flips (foot contacts assume a symmetric skeleton)."""
+    perm, sign = MIRROR_MAPS[region]
+    return x[..., perm] * sign.astype(x.dtype, copy=False)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureMoments:
+    """Frame count, mean and sum of squared deviations (float64) per region of some clips: enough to
+    combine normalisation statistics over any set of clips without reading their frames again."""
+
+    n: int
+    mean: dict[str, np.ndarray]
+    m2: dict[str, np.ndarray]
+
+    @classmethod
+    def zero(cls) -> "FeatureMoments":
+        return cls(0, {r: np.zeros(REGION_DIMS[r]) for r in REGIONS},
+                   {r: np.zeros(REGION_DIMS[r]) for r in REGIONS})
+
+    @classmethod
+    def of(cls, feats: Mapping[str, np.ndarray]) -> "FeatureMoments":
+        """The moments of one clip's features (region -> (T, D_r))."""
+        lens = {len(feats[r]) for r in REGIONS}
+        if len(lens) != 1:
+            raise ValueError(f"regions of one clip differ in length: {sorted(lens)}")
+        k = lens.pop()
+        if k == 0:
+            return cls.zero()
+        mean, m2 = {}, {}
+        for r in REGIONS:
+            x = np.asarray(feats[r], np.float64)
+            if x.shape != (k, REGION_DIMS[r]):
+                raise ValueError(f"region {r}: shape {x.shape}, expected ({k}, {REGION_DIMS[r]})")
+            mean[r] = x.mean(axis=0)
+            m2[r] = ((x - mean[r]) ** 2).sum(axis=0)
+        return cls(k, mean, m2)
+
+    def __add__(self, other: "FeatureMoments") -> "FeatureMoments":
+        """Chan's parallel combination (exact in float64 up to rounding, order-independent in theory)."""
+        n, k = self.n, other.n
+        if k == 0:
+            return self
+        if n == 0:
+            return other
+        mean, m2 = {}, {}
+        for r in REGIONS:
+            delta = other.mean[r] - self.mean[r]
+            mean[r] = self.mean[r] + delta * (k / (n + k))
+            m2[r] = self.m2[r] + other.m2[r] + delta ** 2 * (n * k / (n + k))
+        return FeatureMoments(n + k, mean, m2)
+
+    def mirrored(self) -> "FeatureMoments":
+        """The moments of the mirrored clip (see :func:`mirror_features`)."""
+        mean = {r: mirror_features(r, self.mean[r]) for r in REGIONS}
+        m2 = {r: self.m2[r][MIRROR_MAPS[r][0]] for r in REGIONS}
+        return FeatureMoments(self.n, mean, m2)
+
+    def to_array(self) -> np.ndarray:
+        """float64 (1 + 2 * sum D_r,): n, then every region's mean, then every region's m2."""
+        return np.concatenate([[float(self.n)], *(self.mean[r] for r in REGIONS),
+                               *(self.m2[r] for r in REGIONS)])
+
+    @classmethod
+    def from_array(cls, a: np.ndarray) -> "FeatureMoments":
+        a = np.asarray(a, np.float64)
+        mean, m2, i = {}, {}, 1
+        for target in (mean, m2):
+            for r in REGIONS:
+                target[r] = a[i:i + REGION_DIMS[r]].copy()
+                i += REGION_DIMS[r]
+        return cls(int(a[0]), mean, m2)
+
+
+#: length of :meth:`FeatureMoments.to_array`
+MOMENTS_WIDTH = 1 + 2 * sum(REGION_DIMS.values())
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,32 +160,21 @@ class RegionStats:
                 min_std: float = 1e-3) -> "RegionStats":
         """Mean and (population) std over all frames of all clips; std floored at `min_std`.
 
-        Clips are combined with Chan's parallel formula in float64, so one pass over
-        the clips is enough and large offsets do not lose precision.
+        Clips are combined with Chan's parallel formula in float64 (:class:`FeatureMoments`),
+        so one pass over the clips is enough and large offsets do not lose precision.
         """
-        n = 0
-        mean = {r: np.zeros(REGION_DIMS[r]) for r in REGIONS}
-        m2 = {r: np.zeros(REGION_DIMS[r]) for r in REGIONS}
-        for feats in features:
-            lens = {len(feats[r]) for r in REGIONS}
-            if len(lens) != 1:
-                raise ValueError(f"regions of one clip differ in length: {sorted(lens)}")
-            k = lens.pop()
-            if k == 0:
-                continue
-            for r in REGIONS:
-                x = np.asarray(feats[r], np.float64)
-                if x.shape != (k, REGION_DIMS[r]):
-                    raise ValueError(f"region {r}: shape {x.shape}, expected ({k}, {REGION_DIMS[r]})")
-                mu = x.mean(axis=0)
-                delta = mu - mean[r]
-                mean[r] = mean[r] + delta * (k / (n + k))
-                m2[r] = m2[r] + ((x - mu) ** 2).sum(axis=0) + delta ** 2 * (n * k / (n + k))
-            n += k
-        if n == 0:
+        return cls.from_moments((FeatureMoments.of(f) for f in features), min_std)
+
+    @classmethod
+    def from_moments(cls, moments: Iterable[FeatureMoments], min_std: float = 1e-3) -> "RegionStats":
+        """The statistics of clips from their per-clip moments, combined in the order given."""
+        total = FeatureMoments.zero()
+        for m in moments:
+            total = total + m
+        if total.n == 0:
             raise ValueError("RegionStats.compute: no frames")
-        return cls({r: mean[r].astype(np.float32) for r in REGIONS},
-                   {r: np.maximum(np.sqrt(m2[r] / n), min_std).astype(np.float32)
+        return cls({r: total.mean[r].astype(np.float32) for r in REGIONS},
+                   {r: np.maximum(np.sqrt(total.m2[r] / total.n), min_std).astype(np.float32)
                     for r in REGIONS})
 
     # ---------------------------------------------------------- (de)normalise

@@ -1,8 +1,21 @@
-"""Speech-like synthetic data in BEAT2 format, so that everything runs without the real files.
+"""Speech-like synthetic data in BEAT2 format with an explicit audio -> motion law.
 
-Audio: syllable-like bursts (a harmonic voiced tone with a wandering pitch plus noise,
-attack/decay envelopes) grouped into phrases. Motion: arms down, smooth idle motion,
-arm/hand strokes peaking at the syllable onsets, a jaw that opens on syllables.
+Audio: phrases of 2-6 syllable-like bursts (a harmonic voiced tone with a wandering pitch
+plus noise, attack/decay envelopes) split by 0.8-2 s pauses. Each syllable has a
+loudness g in [0.25, 1]: its peak amplitude is exactly 0.5 g.
+
+Motion follows :class:`SpeechMotionLaw`, which is causal in the audio (frame t depends only
+on syllables whose onset is at or before t), so that a zero-look-ahead model can learn it:
+
+- every syllable starts a stroke of size g: the kernel k(d) = (d/tau) exp(1 - d/tau) of the
+  time d since its onset (0 before it, 1 at d = tau), on both arms (the right one larger),
+  the fingers, and a nod of the spine, neck and head;
+- the "gesture space": arms lift and elbows bend with the speech activity, a low-pass of the
+  loudness envelope (fast attack, slow release), so that the hands go to rest in silence;
+- the jaw opens on each syllable by g times a shorter kernel; expression 0 follows the jaw,
+  expression 1 the activity; the pelvis leans in with the activity;
+- on top: small smooth idle noise on every joint, slow body sway and a translation drift
+  (the part no audio explains).
 """
 
 from __future__ import annotations
@@ -24,34 +37,76 @@ _CONSONANTS = ("B", "D", "G", "K", "L", "M", "N", "P", "R", "S", "T", "V")
 _VOWELS = ("AA1", "AE1", "AH0", "EH1", "IY1", "OW1", "UW1")
 _SYLLABLE_TEXT = {"B": "ba", "D": "do", "G": "gu", "K": "ki", "L": "lo", "M": "ma", "N": "ne",
                   "P": "pi", "R": "ru", "S": "so", "T": "ta", "V": "ve"}
+#: peak amplitude of a syllable of loudness 1
+PEAK = 0.5
 
 
 @dataclass(frozen=True)
-class _Syllables:
-    onsets: np.ndarray    # seconds
-    ends: np.ndarray      # seconds
-    phrase: np.ndarray    # phrase index of each syllable
+class SpeechMotionLaw:
+    """How synthetic motion follows the synthetic speech (see the module doc); angles in radians."""
+
+    stroke_tau: float = 0.1        # s: the fast part of a stroke peaks this long after the onset
+    stroke_slow_tau: float = 0.25  # s: ... its slow part this long (two time scales: the joints
+                                   # slow down at the apex of the fast part but do not stop there)
+    stroke_arm: float = 0.5        # elbow flexion of a loudness-1 stroke (right arm; left 0.6x)
+    stroke_fingers: float = 0.3    # finger curl of a loudness-1 stroke
+    stroke_nod: float = 0.08       # head pitch of a loudness-1 stroke (spine and neck half)
+    jaw_tau: float = 0.07          # s
+    jaw_open: float = 0.25         # jaw pitch of a loudness-1 syllable
+    attack: float = 0.1            # s: time constant of the activity rising with loudness
+    release: float = 0.4           # s: ... and falling in silence
+    lift: float = 0.5              # shoulder lift at activity 1
+    bend: float = 0.7              # elbow bend at activity 1
+    lean: float = 0.05             # pelvis pitch at activity 1
+    bounce: float = 0.03           # hip / ankle pitch of a loudness-1 stroke (knees twice)
+    idle: float = 0.01             # idle noise amplitude (hands twice)
+    idle_face: float = 0.02        # idle noise of the expression coefficients
 
 
-def _syllables(seconds: float, rng: np.random.Generator) -> _Syllables:
-    """Phrases of 3-12 syllables (80-220 ms bursts, 40-140 ms gaps) split by 0.25-0.7 s pauses."""
-    onsets, ends, phrase = [], [], []
+LAW = SpeechMotionLaw()
+
+
+@dataclass(frozen=True)
+class Syllables:
+    """Syllable timing (seconds), loudness in [0.25, 1] and phrase index of each syllable."""
+
+    onsets: np.ndarray
+    ends: np.ndarray
+    loudness: np.ndarray
+    phrase: np.ndarray
+
+    def without(self, start: float, end: float) -> "Syllables":
+        """The syllables that do not overlap [start, end) (a silence cut into the speech)."""
+        keep = (self.ends <= start) | (self.onsets >= end)
+        return Syllables(self.onsets[keep], self.ends[keep], self.loudness[keep], self.phrase[keep])
+
+
+def synthetic_syllables(seconds: float, seed: int | np.random.Generator = 0) -> Syllables:
+    """Phrases of 2-6 syllables (100-220 ms bursts, 150-300 ms gaps, loudness = phrase level x
+    0.7-1.0) split by 0.8-2 s pauses (sparse enough that BC tells matched from random motion)."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    onsets, ends, loud, phrase = [], [], [], []
     t, p = float(rng.uniform(0.2, 0.6)), 0
     while True:
-        for _ in range(int(rng.integers(3, 13))):
-            dur = float(rng.uniform(0.08, 0.22))
+        level = float(rng.uniform(0.35, 1.0))
+        for _ in range(int(rng.integers(2, 7))):
+            dur = float(rng.uniform(0.10, 0.22))
             if t + dur > seconds - 0.05:
-                return _Syllables(np.array(onsets), np.array(ends), np.array(phrase, np.int64))
+                return Syllables(np.array(onsets), np.array(ends), np.array(loud),
+                                 np.array(phrase, np.int64))
             onsets.append(t)
             ends.append(t + dur)
+            loud.append(max(0.25, level * float(rng.uniform(0.7, 1.0))))
             phrase.append(p)
-            t += dur + float(rng.uniform(0.04, 0.14))
-        t += float(rng.uniform(0.25, 0.7))
+            t += dur + float(rng.uniform(0.15, 0.3))
+        t += float(rng.uniform(0.8, 2.0))
         p += 1
 
 
-def _render(syl: _Syllables, seconds: float, sample_rate: int,
-            rng: np.random.Generator) -> np.ndarray:
+def render_speech(syl: Syllables, seconds: float, sample_rate: int = SAMPLE_RATE,
+                  seed: int | np.random.Generator = 0) -> np.ndarray:
+    """The waveform (float32) of `syl`: each syllable peaks at exactly PEAK x its loudness."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = int(round(seconds * sample_rate))
     t = np.arange(n) / sample_rate
     # wandering pitch in [100, 220] Hz: slow sinusoids with random phases
@@ -60,7 +115,7 @@ def _render(syl: _Syllables, seconds: float, sample_rate: int,
     f0 = np.clip(f0, 100, 220)
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
     out = rng.normal(0, 1e-3, n)  # faint background noise
-    for on, end in zip(syl.onsets, syl.ends):
+    for on, end, g in zip(syl.onsets, syl.ends, syl.loudness):
         a, b = int(on * sample_rate), min(int(end * sample_rate), n)
         k = b - a
         if k <= 0:
@@ -78,18 +133,17 @@ def _render(syl: _Syllables, seconds: float, sample_rate: int,
         decay = np.exp(-st / (0.35 * k / sample_rate)) * np.clip((k - np.arange(k)) / (0.02 *
                                                                   sample_rate), 0, 1)
         consonant = np.exp(-st / 0.03)  # noisier start, like a consonant, under the same attack
-        env = attack * decay
-        out[a:b] += rng.uniform(0.5, 1.0) * env * (voiced + (0.1 + 0.4 * consonant) * noise)
-    out /= max(np.abs(out).max(), 1e-9) / 0.5
-    return out.astype(np.float32)
+        burst = attack * decay * (voiced + (0.1 + 0.4 * consonant) * noise)
+        out[a:b] += burst * (PEAK * g / max(np.abs(burst).max(), 1e-9))
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
 def synthetic_audio(seconds: float, sample_rate: int = SAMPLE_RATE,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Speech-like audio (float32, peak 0.5) and its syllable onset times in seconds."""
+    """Speech-like audio (float32, syllable peaks 0.5 x loudness) and its syllable onsets (s)."""
     rng = np.random.default_rng(seed)
-    syl = _syllables(seconds, rng)
-    return _render(syl, seconds, sample_rate, rng), syl.onsets.copy()
+    syl = synthetic_syllables(seconds, rng)
+    return render_speech(syl, seconds, sample_rate, rng), syl.onsets.copy()
 
 
 def _smooth_noise(rng: np.random.Generator, t: np.ndarray, shape: tuple[int, ...],
@@ -102,16 +156,45 @@ def _smooth_noise(rng: np.random.Generator, t: np.ndarray, shape: tuple[int, ...
     return sum(amps[i] * np.sin(2 * np.pi * freqs[i] * tt + phases[i]) for i in range(n_sin))
 
 
+def _kernel(t: np.ndarray, onsets: np.ndarray, gains: np.ndarray, tau: float) -> np.ndarray:
+    """sum_s g_s k((t - onset_s) / tau), k(x) = x e^(1 - x) for x >= 0 (causal, peak 1 at x = 1)."""
+    out = np.zeros(len(t))
+    for on, g in zip(onsets, gains):
+        x = (t - on) / tau
+        live = x >= 0
+        out[live] += g * x[live] * np.exp(1.0 - x[live])
+    return out
+
+
+def speech_activity(t: np.ndarray, syl: Syllables, law: SpeechMotionLaw = LAW) -> np.ndarray:
+    """The activity at times `t` (s, evenly spaced): a causal asymmetric first-order low-pass of
+    the loudness envelope (loudness inside a syllable, 0 elsewhere)."""
+    env = np.zeros(len(t))
+    for on, end, g in zip(syl.onsets, syl.ends, syl.loudness):
+        env[(t >= on) & (t < end)] = g
+    dt = float(t[1] - t[0]) if len(t) > 1 else 1.0 / FPS
+    up, down = 1 - np.exp(-dt / law.attack), 1 - np.exp(-dt / law.release)
+    out, a = np.zeros(len(t)), 0.0
+    for i, e in enumerate(env):
+        a += (up if e > a else down) * (e - a)
+        out[i] = a
+    return out
+
+
 def synthetic_motion(n_frames: int, seed: int = 0, onsets: np.ndarray | None = None,
-                     fps: float = FPS) -> Motion:
-    """A plausible talking-person motion of `n_frames` frames (see the module doc)."""
+                     fps: float = FPS, syllables: Syllables | None = None,
+                     law: SpeechMotionLaw = LAW) -> Motion:
+    """A talking-person motion of `n_frames` frames that follows `syllables` by `law` (see the
+    module doc). Bare `onsets` stand for 150 ms syllables of loudness 1; neither: idle motion."""
     rng = np.random.default_rng(seed)
     t = np.arange(n_frames) / fps
+    if syllables is None:
+        on = np.zeros(0) if onsets is None else np.asarray(onsets, float)
+        syllables = Syllables(on, on + 0.15, np.ones(len(on)), np.zeros(len(on), np.int64))
     poses = np.zeros((n_frames, NUM_JOINTS, 3))
-    # idle: small smooth noise on every joint, a bit larger on fingers
-    scale = np.full(NUM_JOINTS, 0.03)
-    scale[list(REGION_JOINTS["hands"])] = 0.06
-    scale[[0, 1, 2, 4, 5, 7, 8, 10, 11]] = 0.015
+    # idle: small smooth noise on every joint, larger on fingers
+    scale = np.full(NUM_JOINTS, law.idle)
+    scale[list(REGION_JOINTS["hands"])] = 2 * law.idle
     poses += _smooth_noise(rng, t, (NUM_JOINTS, 3)) * scale[:, None]
     # arms down at the sides (rest pose is a T-pose with arms along +-x)
     poses[:, 16, 2] += -1.2
@@ -122,37 +205,42 @@ def synthetic_motion(n_frames: int, seed: int = 0, onsets: np.ndarray | None = N
     sway = _smooth_noise(rng, t, (3,), 0.05, 0.3)
     poses[:, 0] += 0.03 * sway
     poses[:, 3] += 0.02 * sway
-    jaw_open = np.zeros(n_frames)
-    if onsets is not None and len(onsets):
-        onsets = np.asarray(onsets, float)
-        for on in onsets:
-            # jaw opens for ~150 ms after each syllable onset
-            d = t - on
-            jaw_open += np.where(d >= 0, np.exp(-0.5 * ((d - 0.08) / 0.06) ** 2), 0.0)
-            # a stroke of one or both arms on some syllables, peaking at the onset
-            if rng.random() < 0.6:
-                bump = np.exp(-0.5 * ((t - on) / rng.uniform(0.1, 0.2)) ** 2)
-                amp = rng.uniform(0.15, 0.45)
-                sides = [(16, 18, 20, 25, -1)] if rng.random() < 0.4 else []
-                sides += [(17, 19, 21, 40, 1)] if (not sides or rng.random() < 0.5) else []
-                for sh, el, wr, hand0, sgn in sides:
-                    poses[:, sh, 0] += -0.5 * amp * bump               # shoulder forward
-                    poses[:, sh, 2] += -sgn * 0.3 * amp * bump          # arm lifts sideways
-                    poses[:, el, 1] += sgn * amp * bump                 # elbow flexes
-                    poses[:, wr, 0] += 0.5 * amp * rng.choice([-1, 1]) * bump
-                    poses[:, hand0:hand0 + 15, 2] += sgn * 0.3 * amp * bump[:, None]  # fingers curl
-    jaw_open = np.clip(jaw_open, 0, 1)
-    poses[:, 22, 0] += 0.2 * jaw_open
+    fast = _kernel(t, syllables.onsets, syllables.loudness, law.stroke_tau)
+    slow = _kernel(t, syllables.onsets, syllables.loudness, law.stroke_slow_tau)
+    jaw = np.clip(_kernel(t, syllables.onsets, syllables.loudness, law.jaw_tau), 0, 1)
+    act = speech_activity(t, syllables, law) if n_frames else np.zeros(0)
+    # gesture space and strokes; left arm (sign -1) and right arm (+1), the right one leads
+    a = law.stroke_arm
+    for co, sh, el, wr, hand0, sgn, share in ((13, 16, 18, 20, 25, -1, 0.6), (14, 17, 19, 21, 40, 1, 1.0)):
+        f, s = share * fast, share * slow
+        poses[:, co, 2] += -sgn * 0.1 * a * (f + s)                       # shoulder shrug
+        poses[:, sh, 2] += -sgn * law.lift * act                          # arm lifts sideways
+        poses[:, sh, 0] += -0.4 * law.lift * act - 0.6 * a * s            # and forward
+        poses[:, el, 1] += sgn * (law.bend * act + a * f + 0.3 * a * s)   # elbow flexes
+        poses[:, wr, 0] += 0.6 * a * f                                    # wrist beats
+        poses[:, hand0:hand0 + 15, 2] += (sgn * law.stroke_fingers * f)[:, None]  # fingers curl
+    # the body rocks with each stroke: pelvis, spine and neck on both time scales, the head nods
+    for j, share in ((0, 0.3), (3, 0.3), (6, 0.3), (9, 0.5), (12, 0.5), (15, 1.0)):
+        poses[:, j, 0] += share * law.stroke_nod * (fast + 0.5 * slow)
+    # the legs bounce with the strokes (hips, knees, ankles) and the pelvis leans in while speaking
+    for j, share in ((1, -1.0), (2, -1.0), (4, 2.0), (5, 2.0), (7, -1.0), (8, -1.0)):
+        poses[:, j, 0] += share * law.bounce * slow
+    poses[:, 0, 0] += law.lean * act
+    poses[:, 22, 0] += law.jaw_open * jaw
     poses[:, 23:25] = 0.0  # eyes: identity
     # translation: near (0, 1.3, 0) with a slow drift
     trans = np.zeros((n_frames, 3))
     trans[:, 0] = 0.05 * _smooth_noise(rng, t, (), 0.01, 0.05)
     trans[:, 2] = 0.05 * _smooth_noise(rng, t, (), 0.01, 0.05)
     trans[:, 1] = 1.3 + 0.005 * _smooth_noise(rng, t, (), 0.05, 0.2)
-    # expressions: small smooth noise decaying with index; coefficient 0 follows the jaw
-    expr = _smooth_noise(rng, t, (NUM_EXPRESSIONS,), 0.1, 1.0) \
-        * (0.3 / (1 + np.arange(NUM_EXPRESSIONS) / 10))
-    expr[:, 0] += 0.8 * jaw_open
+    # expressions: a talking face, a fixed mix of the jaw and the activity over every coefficient
+    # (0 follows the jaw, 1 the activity), plus small idle noise
+    k = np.arange(NUM_EXPRESSIONS)
+    mouth = np.cos(0.9 * k) / (1 + k / 10)
+    brows = np.sin(0.9 * k + 1.5) / (1 + k / 10)
+    mouth[1], brows[0] = 0.0, 0.0
+    expr = _smooth_noise(rng, t, (NUM_EXPRESSIONS,), 0.1, 1.0) * (law.idle_face / (1 + k / 10))
+    expr += 0.8 * jaw[:, None] * mouth + 0.5 * act[:, None] * brows
     return Motion(poses.astype(np.float32), trans.astype(np.float32), expr.astype(np.float32),
                   np.zeros(NUM_BETAS, np.float32), fps=fps)
 
@@ -170,7 +258,7 @@ def _lexicon(rng: np.random.Generator, per_length: int = 20) -> dict[int, list[l
     return lex
 
 
-def _write_textgrid(path: Path, syl: _Syllables, duration: float,
+def _write_textgrid(path: Path, syl: Syllables, duration: float,
                     lexicon: dict[int, list[list[str]]], rng: np.random.Generator) -> None:
     """'words' (one lexicon word per group of 1-3 syllables of a phrase, Zipf-distributed)
     and 'phones' (consonant + vowel per syllable) tiers, MFA style."""
@@ -220,10 +308,10 @@ def write_synthetic_beat2(out: str | os.PathLike, n_clips: int = 4, seconds: flo
     for i in range(1, n_clips + 1):
         cid = f"2_scott_0_{i}_{i}"
         rng = np.random.default_rng([seed, i])
-        syl = _syllables(seconds, rng)
-        audio = _render(syl, seconds, SAMPLE_RATE, rng)
+        syl = synthetic_syllables(seconds, rng)
+        audio = render_speech(syl, seconds, SAMPLE_RATE, rng)
         n_frames = int(round(seconds * FPS)) + (-3, 0, 2)[i % 3]
-        motion = synthetic_motion(n_frames, seed=int(rng.integers(2 ** 31)), onsets=syl.onsets)
+        motion = synthetic_motion(n_frames, seed=int(rng.integers(2 ** 31)), syllables=syl)
         paths.append(motion.save(dirs["motion"] / f"{cid}.npz"))
         sf.write(dirs["audio"] / f"{cid}.wav", audio, SAMPLE_RATE, subtype="PCM_16")
         _write_textgrid(dirs["textgrid"] / f"{cid}.TextGrid", syl, len(audio) / SAMPLE_RATE,

@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -73,7 +73,12 @@ class Vocabulary:
     @classmethod
     def build(cls, words: Iterable[str], min_count: int = 1) -> "Vocabulary":
         """Words seen at least `min_count` times, most frequent first (ties alphabetical)."""
-        counts = Counter(_normalise(w) for w in words)
+        return cls.from_counts(Counter(_normalise(w) for w in words), min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], min_count: int = 1) -> "Vocabulary":
+        """:meth:`build` from word counts (normalised words -> occurrences)."""
+        counts = Counter(counts)
         for special in ("", PAD, UNK):
             counts.pop(special, None)
         kept = sorted((w for w, c in counts.items() if c >= min_count),

@@ -15,22 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..body.constants import NUM_JOINTS
+from ..data.beat2 import MEAN_VEL_FILE, find_mean_vel  # noqa: F401  (re-exported)
 from ..errors import DataError
 from ..motion import Motion
 from .protocol import Protocol, get_protocol, scored_frames
 from .scoring import TABLE_SCALE, BodyModel, ClipToScore, mean_vel_note, score_clips
-
-MEAN_VEL_FILE = "mean_vel_smplxflame_30.npy"
-
-
-def find_mean_vel(data_dir: str | os.PathLike) -> Path | None:
-    """The dataset's mean joint speeds file: in `data_dir`, its ``weights/`` folder (BEAT2 layout)
-    or a ``weights/`` folder beside it (the EMAGE release layout), if any."""
-    root = Path(data_dir)
-    for p in (root / MEAN_VEL_FILE, root / "weights" / MEAN_VEL_FILE, root.parent / "weights" / MEAN_VEL_FILE):
-        if p.is_file():
-            return p
-    return None
 
 
 def load_mean_vel(path: str | os.PathLike) -> np.ndarray:

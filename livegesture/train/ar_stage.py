@@ -12,11 +12,12 @@ from torch import nn
 
 from ..body.constants import REGIONS
 from ..data import Vocabulary, WindowDataset
+from ..data.windows import word_counts
 from ..errors import CheckpointError, ConfigError
 from ..model import LiveGestureModel, batch_tokens
 from ..tokenizer import MotionTokenizer
 from .config import ExperimentConfig
-from .data import train_val_clips
+from .data import train_val_sources
 from .loop import Trainer
 
 
@@ -51,10 +52,10 @@ class ARStage(nn.Module):
 def build_vocab(clips, cfg: ExperimentConfig) -> Vocabulary | None:
     if not cfg.data.use_text:
         return None
-    words = [w.text for c in clips for w in (c.words or [])]
-    if not words:
+    counts = word_counts(clips)
+    if not counts:
         raise ConfigError("data.use_text is on but the training clips have no TextGrid words")
-    return Vocabulary.build(words, min_count=cfg.data.vocab_min_count)
+    return Vocabulary.from_counts(counts, min_count=cfg.data.vocab_min_count)
 
 
 def make_datasets(bundle_stats, vocab, train_clips, val_clips, cfg: ExperimentConfig):
@@ -115,7 +116,7 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
         bundle = ModelBundle.create(cfg, tok, stats, tokenizer_stages=tmeta.get("stages"))
     if stage == "fuse" and not bundle.stages.get("experts"):
         raise ConfigError(f"{out}: the experts have not been trained yet")
-    train_files, train_clips, val_clips = train_val_clips(data_dir, cfg.data, progress=progress)
+    train_ids, train_clips, val_clips = train_val_sources(data_dir, cfg.data, work, progress=progress)
     if bundle.vocab is None and cfg.data.use_text:
         bundle.vocab = build_vocab(train_clips, cfg)
         if bundle.model.config.text_vocab_size != len(bundle.vocab):
@@ -144,7 +145,7 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
     bundle.to("cpu")
     bundle.model.eval()
     bundle.stages[stage] = True
-    bundle.meta.setdefault("train_clips", [f.id for f in train_files])
+    bundle.meta.setdefault("train_clips", list(train_ids))
     bundle.meta.setdefault("val_clips", [c.id for c in val_clips])
     if trainer.dist.is_main:
         bundle.save(out)
@@ -153,13 +154,15 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
     return {"stage": stage, "first_loss": sum(v for _, v in hist[:k]) / k if hist else None,
             "last_loss": sum(v for _, v in hist[-k:]) / k if hist else None, "val": res["val"],
             "seconds": res["seconds"], "resumed": res["resumed"],
-            "train_clips": [f.id for f in train_files], "val_clips": [c.id for c in val_clips]}
+            "train_clips": list(train_ids), "val_clips": [c.id for c in val_clips]}
 
 
 @torch.no_grad()
-def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16) -> dict[str, float]:
+def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16,
+                      per_region: bool = False) -> dict[str, float]:
     """Mean per-token NLL (nats) on held-out windows: experts alone, the fuse, and the fuse with
-    the audio condition dropped to the null embedding (does the model use the audio?)."""
+    the audio condition dropped to the null embedding (does the model use the audio?). With
+    `per_region`, also ``fuse/<region>`` and ``fuse_no_audio/<region>``."""
     model: LiveGestureModel = bundle.model.eval()
     module = ARStage(model, bundle.tokenizer, "fuse").eval()
     collate = _collate_with_context(bundle.config.data.audio_context_frames)
@@ -179,5 +182,11 @@ def heldout_token_nll(bundle, dataset: WindowDataset, batch_size: int = 16) -> d
         sums["experts"] += float(exp) * B
         sums["fuse"] += float(ce(fused.reshape(-1, K), tokens.reshape(-1))) * B
         sums["fuse_no_audio"] += float(ce(dropped.reshape(-1, K), tokens.reshape(-1))) * B
+        if per_region:
+            for ri, r in enumerate(bundle.tokenizer.regions):
+                for name, logits in (("fuse", fused), ("fuse_no_audio", dropped)):
+                    key = f"{name}/{r}"
+                    sums[key] = sums.get(key, 0.0) + float(ce(logits[:, ri].reshape(-1, K),
+                                                               tokens[:, ri].reshape(-1))) * B
         n += B
     return {k: v / max(n, 1) for k, v in sums.items()}

@@ -42,6 +42,17 @@ class TrainConfig:
     precision: str = "fp32"        # fp32 | bf16 (autocast on CUDA/CPU) | fp16 (CUDA, grad scaling)
     keep_best: bool = False        # end with the weights of the lowest validation loss (needs eval_every)
     patience: int = 0              # with keep_best: stop after this many evaluations without a new best
+    loader_workers: int = 0        # DataLoader worker processes reading windows (0: in this process)
+
+
+class _Endless:
+    """A batch sampler over an endless index generator (DataLoader wants an iterable)."""
+
+    def __init__(self, make: Callable[[], Iterator[list[int]]]) -> None:
+        self.make = make
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return self.make()
 
 
 class Trainer:
@@ -85,8 +96,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16" and self.device.type == "cuda")
 
     # ------------------------------------------------------------------ data
-    def _batches(self) -> Iterator[Any]:
-        """Endless batches for this rank, a pure function of (seed, global step).
+    def _batch_indices(self) -> Iterator[list[int]]:
+        """Endless window indices of this rank's batches, a pure function of (seed, global step).
 
         Global step s takes items k*b .. k*b+b-1 (mod n) of epoch s // (n // b)'s
         seeded permutation; rank r keeps every world-th of them. Resuming at any
@@ -106,8 +117,22 @@ class Trainer:
                 g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
                 perm, cached_epoch = torch.randperm(n, generator=g), epoch
             glob = perm[(torch.arange(b) + k * b) % n]
-            yield self.collate([self.train_set[int(i)] for i in glob[r::w]])
+            yield [int(i) for i in glob[r::w]]
             step += 1
+
+    def _batches(self) -> Iterator[Any]:
+        """Endless collated batches of :meth:`_batch_indices`, read here or by DataLoader workers
+        (``loader_workers``; they share the memory-mapped data with this process)."""
+        if self.cfg.loader_workers <= 0:
+            for idx in self._batch_indices():
+                yield self.collate([self.train_set[i] for i in idx])
+            return
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(self.train_set, batch_sampler=_Endless(self._batch_indices),
+                            collate_fn=self.collate, num_workers=self.cfg.loader_workers,
+                            prefetch_factor=4, pin_memory=self.device.type == "cuda")
+        yield from loader
 
     def _to_device(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):

@@ -7,6 +7,7 @@ from typing import Any
 
 from .ar_stage import train_model_stage
 from .config import ExperimentConfig
+from .data import stage_cache
 from .tokenizer_stage import train_tokenizer
 
 
@@ -16,6 +17,8 @@ def train_all(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, devi
     out = Path(out)
     work = out.with_name(out.name + ".work")
     tok_path = work / "tokenizer.safetensors"
+    # one cache for every stage (each stage would otherwise prepare its own)
+    data_dir = stage_cache(data_dir, cfg.data, work, ("motion",), progress).root
     results: dict[str, Any] = {}
     for stage in (1, 2, 3) if cfg.tokenizer_stage3.steps > 0 else (1, 2):
         results[f"tokenizer_stage{stage}"] = train_tokenizer(data_dir, tok_path, cfg, "all", stage,

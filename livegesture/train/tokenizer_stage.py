@@ -9,13 +9,13 @@ from typing import Any
 import torch
 
 from ..body.constants import REGIONS
-from ..data import RegionStats, WindowDataset, training_features
+from ..data import RegionStats, WindowDataset
 from ..data.windows import START_GRID_FRAMES
 from ..errors import ConfigError
 from ..tokenizer import MotionTokenizer, TokenizerConfig
 from ..tokenizer.io import load_tokenizer, save_tokenizer
 from .config import ExperimentConfig
-from .data import train_val_clips
+from .data import train_val_sources
 from .loop import Trainer
 
 
@@ -86,7 +86,7 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
     out = Path(out)
     work = out.with_name(out.name + ".work")
     regions = parse_regions(region)
-    train_files, train_clips, val_clips = train_val_clips(data_dir, cfg.data, ("motion",), progress)
+    train_ids, train_clips, val_clips = train_val_sources(data_dir, cfg.data, work, ("motion",), progress)
     bundle, half = None, False
     if out.is_file():
         found = _model_file(out)
@@ -114,20 +114,20 @@ def train_tokenizer(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig
         if stage > 1:
             raise ConfigError(f"{out}: no such tokenizer file; run stage 1 first")
         tok = MotionTokenizer(cfg.tokenizer)
-        stats = RegionStats.compute(training_features(c.motion) for c in train_clips)
+        stats = RegionStats.from_moments(c.moments for c in train_clips)
         stages = {}
     wcfg = cfg.data
     stride = wcfg.tokenizer_stride_frames or wcfg.stride_frames
-    train_set = WindowDataset(train_clips, wcfg.window_frames, stride, stats=stats,
+    train_set = WindowDataset(train_clips, wcfg.window_frames, stride, stats=stats, with_audio=False,
                               start_grid=START_GRID_FRAMES if stride % START_GRID_FRAMES == 0 else 1)
-    val_set = (WindowDataset(val_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats)
+    val_set = (WindowDataset(val_clips, wcfg.window_frames, wcfg.stride_frames, stats=stats, with_audio=False)
                if val_clips else None)
     tcfg = {1: cfg.tokenizer_stage1, 2: cfg.tokenizer_stage2, 3: cfg.tokenizer_stage3}[stage]
     if device is not None:
         from dataclasses import replace
 
         tcfg = replace(tcfg, device=device)
-    results: dict[str, Any] = {"train_clips": [f.id for f in train_files],
+    results: dict[str, Any] = {"train_clips": list(train_ids),
                                "val_clips": [c.id for c in val_clips], "regions": {}}
     for r in regions:
         if stages.get(r, 0) < stage - 1:

@@ -131,4 +131,4 @@ def test_motion_only_windows_may_start_at_any_frame(clips):
     assert len(ds) > 4 * len(grid)
     i = starts.index(7)
     feats = ds[i]
-    np.testing.assert_array_equal(feats["upper"].numpy(), ds._features[0]["upper"][7:23])
+    np.testing.assert_array_equal(feats["upper"].numpy(), ds.sources[0].region("upper")[7:23])

@@ -9,7 +9,8 @@ from livegesture.data import write_synthetic_beat2
 from livegesture.errors import ConfigError
 from livegesture.train.ar_stage import heldout_token_nll, make_datasets, train_model_stage
 from livegesture.train.config import load_experiment
-from livegesture.train.data import load_clips, select_clip_files
+from livegesture.data import load_clip
+from livegesture.train.data import select_clip_files
 
 TINY = {
     "tokenizer.hidden": 32, "tokenizer.latent_dim": 16, "tokenizer.code_dim": 8,
@@ -70,7 +71,7 @@ def test_stage_losses_fall_and_heldout_nll_is_finite(synth, tmp_path, residual):
     f = train_model_stage(synth, out, None, "fuse", progress=False)
     assert f["last_loss"] < f["first_loss"]
     b = ModelBundle.load(out)
-    val = load_clips(select_clip_files(synth, cfg.data, "val"), progress=False)
+    val = [load_clip(f) for f in select_clip_files(synth, cfg.data, "val")]
     _, val_set = make_datasets(b.stats, b.vocab, val, val, cfg)
     nll = heldout_token_nll(b, val_set)
     assert set(nll) == {"experts", "fuse", "fuse_no_audio"}
@@ -102,6 +103,27 @@ def test_evaluate_prints_the_table(trained, synth, tmp_path):
     gen, gt = out["rows"]["generated"], out["rows"]["ground_truth"]
     assert gen["l1div"] > 0 and gt["l1div"] > 0 and gen["face_mse"] > 0
     assert "generated" in res.output and "ground_truth" in res.output and "approximate" in res.output
+
+
+def test_evaluation_commands_take_a_cache(trained, synth, tmp_path):
+    """`evaluate` and `report tokenizer` on a prepared cache print the folder's figures."""
+    import json
+
+    from livegesture.data.prepare import prepare_cache
+
+    assert (trained[0].parent / "m.safetensors.work" / "cache" / "index.json").is_file()  # train all made one
+    cache = prepare_cache(synth, tmp_path / "cache", workers=1, progress=False).root
+    rows = []
+    for data in (synth, cache):
+        js = tmp_path / "e.json"
+        res = CliRunner().invoke(app, ["evaluate", "--model", str(trained[0]), "--data", str(data), "--json", str(js)])
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(js.read_text())["rows"])
+        res = CliRunner().invoke(app, ["report", "tokenizer", "--model", str(trained[0]), "--data", str(data),
+                                       "--json", str(js)])
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(js.read_text())["regions"])
+    assert rows[0] == rows[2] and rows[1] == rows[3]
 
 
 def test_half_precision_bundle_is_smaller_and_decodes_like_float32(trained, tmp_path):

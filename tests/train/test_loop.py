@@ -32,6 +32,17 @@ def test_resume_after_kill_matches_unbroken_run(tmp_path):
         assert s1 == s2 and abs(v1 - v2) < 1e-12
 
 
+def test_dataloader_workers_deliver_the_same_batches(tmp_path):
+    """Batches read by 2 DataLoader worker processes are those of the in-process loop, resumed too."""
+    inline = run(str(tmp_path / "a"), steps=12)
+    with pytest.raises(Crash):
+        run(str(tmp_path / "b"), steps=12, crash_at=7, loader_workers=2)
+    workers = run(str(tmp_path / "b"), steps=12, loader_workers=2)
+    assert [s for s, _ in workers] == list(range(1, 13))
+    for (_, v1), (_, v2) in zip(inline, workers):
+        assert abs(v1 - v2) < 1e-12
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     p = tmp_path / "x.ckpt"
     p.write_bytes(b"not a checkpoint")

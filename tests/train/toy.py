@@ -41,13 +41,14 @@ class Crash(RuntimeError):
 
 
 def run(out_dir: str, steps: int, batch_size: int = 12, checkpoint_every: int = 5,
-        crash_at: int | None = None) -> list:
+        crash_at: int | None = None, loader_workers: int = 0) -> list:
     def on_step(model, batch, step):
         if step == crash_at:
             raise Crash(f"simulated kill at step {step}")
 
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-2, warmup_steps=2,
-                      checkpoint_every=checkpoint_every, device="cpu", grad_clip=0.0)
+                      checkpoint_every=checkpoint_every, device="cpu", grad_clip=0.0,
+                      loader_workers=loader_workers)
     tr = Trainer(make_model(), loss_fn, ToySet(), cfg, out_dir, name="toy", progress=False,
                  tensorboard=False, on_step=on_step)
     return tr.fit()["history"]
