@@ -127,16 +127,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, max_sessions: int, threads: int = 1, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def start_server(model: Path, max_sessions: int, threads: int = 1, workers: int = 1,
+                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """`livegesture serve` in a child process on a free loopback port (`workers` uvicorn workers, each
-    with `threads` torch threads and `max_sessions` sessions); returns (process, ws url)."""
+    with `threads` torch threads and `max_sessions` sessions; `extra` serve options, `env` extra
+    environment variables); returns (process, ws url)."""
     import httpx
 
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "livegesture", "serve", "--port", str(port), "--model", str(model),
                              "--max-sessions", str(max_sessions), "--log-level", "warning",
-                             "--workers", str(workers), "--threads", str(threads)], env=env)
+                             "--workers", str(workers), "--threads", str(threads), *extra], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -38,6 +38,31 @@ def test_two_workers_on_one_port_serve_exact_frames(model, model_path):
         proc.wait(timeout=30)
 
 
+def test_access_settings_reach_every_worker(model, model_path):
+    """--token and --max-sessions-per-client travel to the worker processes: a client without the
+    token is refused by whichever worker takes it, one with it gets generate's frames."""
+    from livegesture.serve.client import ServerError
+
+    proc, url = start_server(model_path, max_sessions=4, threads=1, workers=2,
+                             extra=("--max-sessions-per-client", "3"), env={"LIVEGESTURE_TOKEN": "s3cret"})
+    try:
+        a = pcm16_exact(audio_of(1.0, seed=40))
+        for _ in range(4):  # several connections, so that both workers are asked
+            with pytest.raises(ServerError, match="403"):
+                asyncio.run(stream_audio(url, a, seed=0, realtime=False))
+        ref = model.generate(a, seed=1)
+
+        async def run():
+            return await asyncio.gather(*(stream_audio(url, a, seed=1, realtime=False, token="s3cret")
+                                          for _ in range(2)))
+
+        for r in asyncio.run(run()):
+            np.testing.assert_array_equal(r.motion.poses, ref.poses)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_bad_worker_options_are_user_errors(model_path):
     for args in (["serve", "--workers", "0"], ["bench-server", "--workers", "1,x"]):
         res = CliRunner().invoke(app, [*args, "--model", str(model_path)])
