@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from livegesture.config import from_dict, to_dict
-from livegesture.model import LiveGestureModel, MaskingConfig, shift_right
+from livegesture.model import LiveGestureModel, MaskingConfig, SamplingConfig, shift_right
 from livegesture.train.config import ExperimentConfig, load_experiment
 
 from ._util import DT, audio_for, randomize_pilor, tiny_config
@@ -156,8 +156,9 @@ def test_the_ablated_model_streams_equal_to_offline(switch: str, sizes: list[int
         tau += n
     assert (torch.cat(out, 2) - ref["fused"]).abs().max() <= 1e-9
     # and whole-clip generation is the token-by-token streaming loop (same tokens)
-    a = m.generate_tokens(audio, seed=4)
-    assert torch.equal(a, m.generate_tokens(audio, seed=4)) and a.shape == (B, 4, T)
+    sampling = SamplingConfig(temperature=0.9, top_p=0.95)
+    a = m.generate_tokens(audio, seed=4, sampling=sampling)
+    assert torch.equal(a, m.generate_tokens(audio, seed=4, sampling=sampling)) and a.shape == (B, 4, T)
 
 
 @pytest.mark.parametrize("switch", SWITCHES)
