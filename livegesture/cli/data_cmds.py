@@ -14,11 +14,16 @@ from .app import app
 def synth(out: Path = typer.Argument(..., help="folder to write a BEAT2-layout data set into"),
           clips: int = typer.Option(4, help="number of clips"),
           seconds: float = typer.Option(20.0, help="length of each clip in seconds"),
-          seed: int = typer.Option(0, help="random seed")) -> None:
+          seed: int = typer.Option(0, help="random seed"),
+          long_pauses: float = typer.Option(0.0, help="share of the pauses between phrases that last "
+                                                      "2.5-5 s instead of 0.8-2 s (0 to 1)")) -> None:
     """Write synthetic BEAT2-format clips (motion npz, speech-like wav, TextGrid, split CSV)."""
     from ..data.synthetic import write_synthetic_beat2
+    from ..errors import ConfigError
 
-    paths = write_synthetic_beat2(out, n_clips=clips, seconds=seconds, seed=seed)
+    if not 0.0 <= long_pauses <= 1.0:
+        raise ConfigError(f"--long-pauses must be between 0 and 1, got {long_pauses}")
+    paths = write_synthetic_beat2(out, n_clips=clips, seconds=seconds, seed=seed, long_pauses=long_pauses)
     typer.echo(f"wrote {len(paths)} synthetic clips to {out}")
 
 

@@ -81,9 +81,17 @@ class Syllables:
         return Syllables(self.onsets[keep], self.ends[keep], self.loudness[keep], self.phrase[keep])
 
 
-def synthetic_syllables(seconds: float, seed: int | np.random.Generator = 0) -> Syllables:
+LONG_PAUSE_S = (2.5, 5.0)  # the range of the optional long pauses between phrases
+
+
+def synthetic_syllables(seconds: float, seed: int | np.random.Generator = 0,
+                        long_pauses: float = 0.0) -> Syllables:
     """Phrases of 2-6 syllables (100-220 ms bursts, 150-300 ms gaps, loudness = phrase level x
-    0.7-1.0) split by 0.8-2 s pauses (sparse enough that BC tells matched from random motion)."""
+    0.7-1.0) split by 0.8-2 s pauses (sparse enough that BC tells matched from random motion).
+    `long_pauses`: the share of pauses drawn from ``LONG_PAUSE_S`` instead, so that the data show
+    hands coming to rest in longer silences (0: none, and the same draws as without it)."""
+    if not 0.0 <= long_pauses <= 1.0:
+        raise ValueError(f"long_pauses must be in [0, 1], got {long_pauses}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     onsets, ends, loud, phrase = [], [], [], []
     t, p = float(rng.uniform(0.2, 0.6)), 0
@@ -99,7 +107,10 @@ def synthetic_syllables(seconds: float, seed: int | np.random.Generator = 0) -> 
             loud.append(max(0.25, level * float(rng.uniform(0.7, 1.0))))
             phrase.append(p)
             t += dur + float(rng.uniform(0.15, 0.3))
-        t += float(rng.uniform(0.8, 2.0))
+        pause = float(rng.uniform(0.8, 2.0))
+        if long_pauses > 0 and rng.uniform() < long_pauses:
+            pause = float(rng.uniform(*LONG_PAUSE_S))
+        t += pause
         p += 1
 
 
@@ -288,8 +299,9 @@ def _write_textgrid(path: Path, syl: Syllables, duration: float,
 
 
 def write_synthetic_beat2(out: str | os.PathLike, n_clips: int = 4, seconds: float = 20.0,
-                          seed: int = 0) -> list[Path]:
-    """Write a BEAT2-layout data set of `n_clips` clips and return the motion npz paths.
+                          seed: int = 0, long_pauses: float = 0.0) -> list[Path]:
+    """Write a BEAT2-layout data set of `n_clips` clips and return the motion npz paths
+    (`long_pauses`: see :func:`synthetic_syllables`).
 
     Ids are ``2_scott_0_{i}_{i}``; the last clip is 'test', the one before 'val' (when
     there are 3 or more), the rest 'train'. As in BEAT2, motion and audio lengths differ
@@ -308,7 +320,7 @@ def write_synthetic_beat2(out: str | os.PathLike, n_clips: int = 4, seconds: flo
     for i in range(1, n_clips + 1):
         cid = f"2_scott_0_{i}_{i}"
         rng = np.random.default_rng([seed, i])
-        syl = synthetic_syllables(seconds, rng)
+        syl = synthetic_syllables(seconds, rng, long_pauses)
         audio = render_speech(syl, seconds, SAMPLE_RATE, rng)
         n_frames = int(round(seconds * FPS)) + (-3, 0, 2)[i % 3]
         motion = synthetic_motion(n_frames, seed=int(rng.integers(2 ** 31)), syllables=syl)

@@ -166,3 +166,23 @@ def test_write_small_and_split_rules(tmp_path):
     assert [c.split for c in find_clips(tmp_path / "two")] == ["train", "test"]
     with pytest.raises(ValueError):
         write_synthetic_beat2(tmp_path / "none", n_clips=0)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_long_pauses_lengthen_some_pauses_and_change_nothing_when_off(seed):
+    from livegesture.data.synthetic import LONG_PAUSE_S, synthetic_syllables
+
+    plain = synthetic_syllables(120.0, seed)
+    off = synthetic_syllables(120.0, seed, long_pauses=0.0)
+    np.testing.assert_array_equal(plain.onsets, off.onsets)  # the same draws as before the option
+
+    def pauses(s):  # silence between the last syllable of a phrase and the next phrase
+        first = np.flatnonzero(np.diff(s.phrase) > 0) + 1
+        return s.onsets[first] - s.ends[first - 1]
+
+    assert pauses(plain).max() < 2.0 + 0.3
+    long = pauses(synthetic_syllables(120.0, seed, long_pauses=0.5))
+    share = np.mean(long >= LONG_PAUSE_S[0])
+    assert 0.2 < share < 0.8 and long.max() <= LONG_PAUSE_S[1] + 0.3
+    with pytest.raises(ValueError, match="long_pauses"):
+        synthetic_syllables(10.0, seed, long_pauses=1.5)
