@@ -92,7 +92,10 @@ class ModelConfig:
 
     @classmethod
     def demo(cls, **overrides) -> "ModelConfig":
-        """Small model that trains on a laptop CPU (dim 128, 2 + 2 blocks, K 256)."""
+        """A small model that trains on a laptop CPU (dim 128, 2 + 2 blocks, K 256). Not the `demo`
+        preset of ``livegesture/configs/demo.yaml`` (dim 64, 1 + 1 blocks, pair codebooks of 529
+        tokens), which was sized for the one minute of real sample motion; presets are the source
+        of truth for trained models, this constructor is for code and tests."""
         base = dict(dim=128, heads=4, expert_blocks=2, fuse_blocks=2, codebook_size=256, window_tokens=32,
                     audio=AudioEncoderConfig(dim=128))
         base.update(overrides)
