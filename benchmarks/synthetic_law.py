@@ -112,7 +112,8 @@ def main() -> None:
     bc = beat_figures(bundle, held, mv, seeds=range(a.seeds))
     print(f"\nBC ({bc['clips']} clips, seeds 0..{a.seeds - 1}, model's sampling {bundle.config.sampling}): generated "
           f"{bc['generated']:.4f} (per seed {', '.join(f'{x:.4f}' for x in bc['generated_per_seed'])}), "
-          f"ground truth {bc['ground_truth']:.4f}, random clip {bc['random_clip']:.4f}")
+          f"ground truth {bc['ground_truth']:.4f} (through the tokenizer {bc['tokenized_ground_truth']:.4f}), "
+          f"random clip {bc['random_clip']:.4f}")
     d = abs(bc["generated"] - bc["ground_truth"])
     print(f"  |generated - GT| = {d:.4f} (target <= 0.05: {verdict(d <= 0.05)}); above the random clip by "
           f"{bc['generated'] - bc['random_clip']:.4f} (target > 0: {verdict(bc['generated'] > bc['random_clip'])})"
