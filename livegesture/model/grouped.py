@@ -68,6 +68,25 @@ class StackedCache:
         return (self._gen, *((p.data_ptr(), p._version, p.dtype) for p in self._params))
 
 
+class StackedWeights:
+    """Inference copies of some modules' weights in the layout a grouped kernel wants (``self.w``),
+    built by :meth:`build` and rebuilt only when a parameter changed (:class:`StackedCache`)."""
+
+    def __init__(self, modules: list[torch.nn.Module]):
+        self._cache = StackedCache(modules)
+        self._key: tuple | None = None
+        self.w: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        key = self._cache.key()
+        if key != self._key:
+            self.w, self._key = self.build(), key
+
+    def build(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
 def _t(ws: list[torch.Tensor]) -> torch.Tensor:
     """Stack (out, in) linear weights as (R, in, out) for ``baddbmm``."""
     return torch.stack([w.t() for w in ws]).contiguous()
@@ -126,23 +145,14 @@ def _pad(x: torch.Tensor, rows: int) -> torch.Tensor:
     return x if M >= rows else torch.cat([x, x.new_zeros(x.shape[0], rows - M, x.shape[2])], dim=1)
 
 
-class GroupedExperts:
+class GroupedExperts(StackedWeights):
     """Stacked weights of R identical :class:`RegionExpert` modules and their grouped step."""
 
     def __init__(self, experts: list[RegionExpert]):
+        super().__init__(list(experts))
         self.experts = experts
-        self._cache = StackedCache(list(experts))
-        self._key: tuple | None = None
-        self.w: dict[str, torch.Tensor] = {}
 
-    def _params_key(self) -> tuple:
-        return self._cache.key()
-
-    @torch.no_grad()
-    def refresh(self) -> None:
-        key = self._params_key()
-        if key == self._key:
-            return
+    def build(self) -> dict[str, torch.Tensor]:
         E = self.experts
         w: dict[str, torch.Tensor] = {
             "tok": torch.stack([e.tok_emb.weight for e in E]),
@@ -180,7 +190,7 @@ class GroupedExperts:
             w[f"{i}.m2b"] = _b([b.mlp.fc2.bias for b in bl])
         w["kv"] = torch.cat(kv_w, dim=2).contiguous()  # (R, d_audio, blocks * 2d)
         w["kvb"] = torch.cat(kv_b, dim=1)[:, None, :].contiguous()
-        self.w, self._key = w, key
+        return w
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..streaming.rows import baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .fuse import XARFuse
-from .grouped import StackedCache, StepTables, _rot
+from .grouped import StackedWeights, StepTables, _rot
 
 
 def _cat_t(ws: list[torch.Tensor]) -> torch.Tensor:
@@ -26,20 +26,14 @@ def _cat_t(ws: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(ws).contiguous()
 
 
-class GroupedFuse:
+class GroupedFuse(StackedWeights):
     """Fused weights of an :class:`XARFuse` and its step."""
 
     def __init__(self, fuse: XARFuse):
+        super().__init__([fuse])
         self.fuse = fuse
-        self._cache = StackedCache([fuse])
-        self._key: tuple | None = None
-        self.w: dict[str, torch.Tensor] = {}
 
-    @torch.no_grad()
-    def refresh(self) -> None:
-        key = self._cache.key()
-        if key == self._key:
-            return
+    def build(self) -> dict[str, torch.Tensor]:
         f = self.fuse
         w: dict[str, torch.Tensor] = {
             "kv": _cat_t([t for b in f.blocks for t in (b.cross.k_proj.weight, b.cross.v_proj.weight)]),
@@ -59,7 +53,7 @@ class GroupedFuse:
         if self.linear_heads:
             w["head"] = torch.stack([c.weight.t() for c in f.classifiers]).contiguous()  # (R, d, K)
             w["headb"] = torch.stack([c.bias for c in f.classifiers])[:, None, :].contiguous()
-        self.w, self._key = w, key
+        return w
 
     def apply_pilor(self, h: torch.Tensor) -> torch.Tensor:
         """h~ = h + W_r h for h (B, R, n, dim), the 4 adapters in one batched product."""

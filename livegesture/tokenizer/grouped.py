@@ -15,19 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from ..body.constants import REGIONS
-from ..model.grouped import StackedCache
+from ..model.grouped import StackedWeights, _b, _t
 from ..streaming.conv import CausalConv1d
 from ..streaming.rows import baddbmm_rows
 from ..streaming.state import StreamState
 from .svq import MotionTokenizer
-
-
-def _t(ws: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack([w.t() for w in ws]).contiguous()
-
-
-def _b(bs: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(bs)[:, None, :].contiguous()
 
 
 def _conv_w(convs: list[CausalConv1d]) -> torch.Tensor:
@@ -35,7 +27,7 @@ def _conv_w(convs: list[CausalConv1d]) -> torch.Tensor:
     return torch.stack([c.conv.weight.reshape(c.out_channels, -1).t() for c in convs]).contiguous()
 
 
-class GroupedDecoder:
+class GroupedDecoder(StackedWeights):
     """``decode(ids (B, R, n), state) -> list of R arrays' tensors (B, 4n, D_r)``, streaming."""
 
     def __init__(self, tokenizer: MotionTokenizer, regions: tuple[str, ...] = REGIONS):
@@ -46,15 +38,9 @@ class GroupedDecoder:
         for c in self.convs:
             if c.stride != 1 or c.conv.groups != 1:
                 raise ValueError("grouped decoding needs stride-1, groups-1 causal convs")
-        self._cache = StackedCache(list(self.tok))
-        self._key: tuple | None = None
-        self.w: dict[str, torch.Tensor] = {}
+        super().__init__(list(self.tok))
 
-    @torch.no_grad()
-    def refresh(self) -> None:
-        key = self._cache.key()
-        if key == self._key:
-            return
+    def build(self) -> dict[str, torch.Tensor]:
         T, D = self.tok, [t.decoder for t in self.tok]
         w = {"post1": _t([t.post[0].weight for t in T]), "post1b": _b([t.post[0].bias for t in T]),
              "post2": _t([t.post[2].weight for t in T]), "post2b": _b([t.post[2].bias for t in T]),
@@ -77,7 +63,7 @@ class GroupedDecoder:
             out[r, :, :lin.out_features] = lin.weight.t()
             outb[r, 0, :lin.out_features] = lin.bias
         w["out"], w["outb"] = out, outb
-        self.w, self._key = w, key
+        return w
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> StreamState:
         """Conv histories (B, R, Cin, context) of every causal conv, batch-first over sessions."""
