@@ -297,11 +297,19 @@ def _self(layer: StreamingSelfAttention, st: StreamState, qkv: torch.Tensor, N: 
           t: StepTables) -> torch.Tensor:
     """StreamingSelfAttention._step on projected q|k|v (R, N*n, 3d); merged attention (R, N*n, d).
     The token rings of the experts and the fuse share their masks and write slots (``"token"``)."""
-    H = layer.num_heads
-    qkvh = _to_rows(qkv, N, R, n, 3 * H)  # (N*R, 3H, n, Dh)
-    qk = _rot(qkvh[:, :2 * H], t.pos_rot)  # q and k rotated together
+    qkvh = _to_rows(qkv, N, R, n, 3 * layer.num_heads)  # (N*R, 3H, n, Dh)
+    return _from_rows(self_attend_heads(layer, st, qkvh, t), N, R, n)
+
+
+def self_attend_heads(layer: StreamingSelfAttention, st: StreamState, qkvh: torch.Tensor,
+                      t: StepTables) -> torch.Tensor:
+    """One step of `layer`'s token attention on q|k|v heads (rows, 3H, n, Dh): q and k rotated
+    together with the step's tables, the token ring written (its masks and write slots shared by
+    the experts and the fuse, ``"token"``), the offset advanced; attention heads (rows, H, n, Dh)."""
+    H, n = layer.num_heads, qkvh.shape[2]
+    qk = _rot(qkvh[:, :2 * H], t.pos_rot)
     q, k, v = qk[:, :H], qk[:, H:], qkvh[:, 2 * H:]
     out, _ = layer._attend_and_write(q, t.pos, st, k, v, t.pos, n <= layer.max_step, guard_empty=False,
                                      shared=t.shared("token"))
     st["offset"].add_(n)  # type: ignore[union-attr]
-    return _from_rows(out, N, R, n)
+    return out

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..streaming.rows import baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .fuse import XARFuse
-from .grouped import StackedWeights, StepTables, _rot
+from .grouped import StackedWeights, StepTables, _rot, self_attend_heads
 
 
 def _cat_t(ws: list[torch.Tensor]) -> torch.Tensor:
@@ -138,12 +138,6 @@ def _temporal(block, st: StreamState, xn: torch.Tensor, wqkv: torch.Tensor, bqkv
     """The block's per-region temporal self-attention on rows (B*R, n, d) (the experts' row order, so
     it shares the experts' token-ring masks and write slots)."""
     layer = block.temporal
-    H = layer.num_heads
-    n = xn.shape[1]
-    qkvh = _heads(F.linear(xn, wqkv, bqkv), 3 * H)  # (B*R, 3H, n, Dh)
-    qk = _rot(qkvh[:, :2 * H], t.pos_rot)
-    q, k, v = qk[:, :H], qk[:, H:], qkvh[:, 2 * H:]
-    out, _ = layer._attend_and_write(q, t.pos, st, k, v, t.pos, n <= layer.max_step, guard_empty=False,
-                                     shared=t.shared("token"))
-    st["offset"].add_(n)  # type: ignore[union-attr]
+    qkvh = _heads(F.linear(xn, wqkv, bqkv), 3 * layer.num_heads)  # (B*R, 3H, n, Dh)
+    out = self_attend_heads(layer, st, qkvh, t)
     return F.linear(_merge(out), layer.out_proj.weight, layer.out_proj.bias)
