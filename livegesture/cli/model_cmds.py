@@ -51,12 +51,15 @@ def train_fuse_cmd(
     data: Path = typer.Option(..., help="BEAT2 folder or flat folder of clips"),
     model: Path = typer.Option(..., help="model file with trained experts (updated in place)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override a fuse.* or masking.* setting, "
+                                             "e.g. fuse.steps=200 (the rest is the model file's own)"),
     half: bool = typer.Option(False, "--half", help="store the weights as float16 (half the file size)"),
 ) -> None:
     """Train xAR-Fuse with PILOR adapters on top of the frozen experts (stage 2)."""
-    from ..train.ar_stage import train_model_stage
+    from ..train.ar_stage import fuse_config, train_model_stage
 
-    _show("fuse", train_model_stage(data, model, None, "fuse", None, device))
+    cfg = fuse_config(model, set_) if set_ else None
+    _show("fuse", train_model_stage(data, model, cfg, "fuse", None, device))
     _written(model, half)
 
 

@@ -78,6 +78,36 @@ def _collate_with_context(ctx: int):
     return collate
 
 
+FUSE_SECTIONS = ("fuse", "masking")
+
+
+def fuse_config(model_file: str | Path, overrides: list[str]) -> ExperimentConfig:
+    """The model file's config with `overrides` (``key=value``) applied to the fuse stage's own
+    sections (``fuse.*``, ``masking.*``): the experts are trained, so nothing else may change."""
+    import yaml
+
+    from ..bundle import ModelBundle
+    from ..config import from_dict, to_dict
+
+    path = Path(model_file)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such model file; train the experts first")
+    data = to_dict(ModelBundle.load(path).config)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = (x.strip() for x in item.split("=", 1))
+        *parents, leaf = key.split(".")
+        if not parents or parents[0] not in FUSE_SECTIONS:
+            raise ConfigError(f"--set {key}: training the fuse can change only "
+                              f"{' / '.join(s + '.*' for s in FUSE_SECTIONS)} settings")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return from_dict(ExperimentConfig, data, f"{path}: ")
+
+
 def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig | None = None,
                       stage: str = "experts", tokenizer_path: str | Path | None = None,
                       device: str | None = None, progress: bool = True) -> dict[str, Any]:
@@ -95,6 +125,9 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
     work = out.with_name(out.name + ".work")
     if out.is_file():
         bundle = ModelBundle.load(out)
+        if stage == "fuse" and cfg is not None and \
+                replace(cfg, fuse=bundle.config.fuse, masking=bundle.config.masking) == bundle.config:
+            bundle.config = cfg  # only the fuse stage's own settings changed (fuse_config)
         if cfg is not None and cfg != bundle.config:
             raise ConfigError(f"{out}: was created with a different config; use another --out "
                               "or drop --config to continue with the file's own")

@@ -175,3 +175,25 @@ def test_report_tokenizer_reads_the_tokenizer_inside_a_model_file(trained, synth
     res = CliRunner().invoke(app, ["report", "tokenizer", "--model", str(trained[0]), "--data", str(synth)])
     assert res.exit_code == 0, res.output
     assert "codebook: perplexity" in res.output and "below the mean pose" in res.output
+
+
+def test_cli_fuse_set_changes_only_the_fuse_settings(trained, synth, tmp_path):
+    import shutil
+
+    src = trained[0]
+    out = tmp_path / "m.safetensors"
+    shutil.copy(src, out)
+    before = ModelBundle.load(src).config
+    # another experts setting: refused with one line, the file untouched
+    res = CliRunner().invoke(app, ["train", "fuse", "--data", str(synth), "--model", str(out),
+                                   "--set", "experts.steps=3"])
+    # (the entry point prints a LiveGestureError as one line with exit 2; CliRunner shows the exception)
+    assert res.exit_code != 0 and "fuse.* / masking.*" in str(res.exception)
+    assert out.read_bytes() == src.read_bytes()
+    steps = before.fuse.steps + 2  # the stage's checkpoint is not copied: it trains from the experts
+    res = CliRunner().invoke(app, ["train", "fuse", "--data", str(synth), "--model", str(out),
+                                   "--set", f"fuse.steps={steps}", "--set", "masking.max_ratio=0.2"])
+    assert res.exit_code == 0, res.output
+    after = ModelBundle.load(out).config
+    assert after.fuse.steps == steps and after.masking.max_ratio == 0.2
+    assert after.experts == before.experts and after.model == before.model and after.data == before.data
