@@ -2,8 +2,9 @@
 
 The sample folder has motion for two clips only. Each fold trains the whole recipe of the model
 card (tokenizer stages 1-3, experts, fuse; the `demo` preset) on one clip and tests on the other,
-both ways; the AR step counts are the settings chosen (a grid, every cell trained from scratch,
-since the cosine schedule depends on the total steps). The chosen cell is the one with the lowest
+both ways; the AR step counts are the settings chosen (a grid: the experts of each step count
+trained from scratch, the fuse of each cell from scratch on them, since the cosine schedule
+depends on the total steps). The chosen cell is the one with the lowest
 mean held-out token NLL of the fuse over both folds; the final model is that cell trained on both
 clips. Every figure printed is measured here; the commands are printed as they run.
 
