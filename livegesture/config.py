@@ -72,14 +72,20 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None,
             raise ConfigError(f"{p}: not valid YAML ({exc})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: a config file must hold a mapping at the top level")
-    for key, value in (overrides or {}).items():
+    apply_overrides(data, overrides or {})
+    where = f"{path}: " if path is not None else ""
+    return from_dict(cls, data, where)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted `overrides` (``{"fuse.steps": 200}``) in the nested dict `data`, in place."""
+    for key, value in overrides.items():
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    where = f"{path}: " if path is not None else ""
-    return from_dict(cls, data, where)
+    return data
 
 
 def replace(cfg: T, **changes: Any) -> T:

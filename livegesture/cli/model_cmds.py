@@ -56,10 +56,10 @@ def train_fuse_cmd(
     half: bool = typer.Option(False, "--half", help="store the weights as float16 (half the file size)"),
 ) -> None:
     """Train xAR-Fuse with PILOR adapters on top of the frozen experts (stage 2)."""
-    from ..train.ar_stage import fuse_config, train_model_stage
+    from ..train.ar_stage import train_model_stage
+    from .options import parse_overrides
 
-    cfg = fuse_config(model, set_) if set_ else None
-    _show("fuse", train_model_stage(data, model, cfg, "fuse", None, device))
+    _show("fuse", train_model_stage(data, model, None, "fuse", None, device, overrides=parse_overrides(set_)))
     _written(model, half)
 
 

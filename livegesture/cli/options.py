@@ -15,9 +15,6 @@ def split_ids(text: str | None) -> tuple[str, ...]:
 def experiment(config: str | None, train_ids: str | None = None, val_ids: str | None = None,
                overrides: list[str] | None = None):
     """Load a preset or YAML file and apply --train-ids / --val-ids / --set key=value overrides."""
-    import yaml
-
-    from ..errors import ConfigError
     from ..train.config import load_experiment
 
     ov: dict[str, Any] = {}
@@ -25,12 +22,23 @@ def experiment(config: str | None, train_ids: str | None = None, val_ids: str | 
         ov["data.train_ids"] = list(split_ids(train_ids))
     if val_ids:
         ov["data.val_ids"] = list(split_ids(val_ids))
-    for item in overrides or []:
+    ov.update(parse_overrides(overrides))
+    return load_experiment(config if config is None or not Path(config).suffix else Path(config), ov)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """--set key=value items -> {dotted key: YAML value}."""
+    import yaml
+
+    from ..errors import ConfigError
+
+    ov: dict[str, Any] = {}
+    for item in items or []:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         k, v = item.split("=", 1)
         ov[k.strip()] = yaml.safe_load(v)
-    return load_experiment(config if config is None or not Path(config).suffix else Path(config), ov)
+    return ov
 
 
 def check_json_out(path: Path | None) -> None:

@@ -81,56 +81,44 @@ def _collate_with_context(ctx: int):
 FUSE_SECTIONS = ("fuse", "masking")
 
 
-def fuse_config(model_file: str | Path, overrides: list[str]) -> ExperimentConfig:
-    """The model file's config with `overrides` (``key=value``) applied to the fuse stage's own
-    sections (``fuse.*``, ``masking.*``): the experts are trained, so nothing else may change."""
-    import yaml
+def with_fuse_overrides(cfg: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+    """`cfg` with dotted `overrides` in the fuse stage's own sections (``fuse.*``, ``masking.*``):
+    the experts of the file are trained, so nothing else may change."""
+    from ..config import apply_overrides, from_dict, to_dict
 
-    from ..bundle import ModelBundle
-    from ..config import from_dict, to_dict
-
-    path = Path(model_file)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such model file; train the experts first")
-    data = to_dict(ModelBundle.load(path).config)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, value = (x.strip() for x in item.split("=", 1))
-        *parents, leaf = key.split(".")
-        if not parents or parents[0] not in FUSE_SECTIONS:
+    for key in overrides:
+        if key.split(".")[0] not in FUSE_SECTIONS or "." not in key:
             raise ConfigError(f"--set {key}: training the fuse can change only "
                               f"{' / '.join(s + '.*' for s in FUSE_SECTIONS)} settings")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return from_dict(ExperimentConfig, data, f"{path}: ")
+    return from_dict(ExperimentConfig, apply_overrides(to_dict(cfg), dict(overrides)))
 
 
 def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig | None = None,
                       stage: str = "experts", tokenizer_path: str | Path | None = None,
-                      device: str | None = None, progress: bool = True) -> dict[str, Any]:
+                      device: str | None = None, progress: bool = True,
+                      overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train `stage` ('experts' or 'fuse') into the model file `out`.
 
     'experts' starts a model file from a tokenizer file (`tokenizer_path`) unless `out`
-    exists; 'fuse' needs `out` with trained experts. Resumable like every stage.
+    exists; 'fuse' needs `out` with trained experts, and takes dotted `overrides` of its own
+    settings (:func:`with_fuse_overrides`), kept in the file. Resumable like every stage.
     """
     from ..bundle import ModelBundle
     from ..tokenizer.io import load_tokenizer
 
     if stage not in ("experts", "fuse"):
         raise ConfigError(f"stage must be 'experts' or 'fuse', got {stage!r}")
+    if overrides and stage != "fuse":
+        raise ConfigError("overrides of a stage's settings are for 'fuse'; give the experts a config instead")
     out = Path(out)
     work = out.with_name(out.name + ".work")
     if out.is_file():
         bundle = ModelBundle.load(out)
-        if stage == "fuse" and cfg is not None and \
-                replace(cfg, fuse=bundle.config.fuse, masking=bundle.config.masking) == bundle.config:
-            bundle.config = cfg  # only the fuse stage's own settings changed (fuse_config)
         if cfg is not None and cfg != bundle.config:
             raise ConfigError(f"{out}: was created with a different config; use another --out "
                               "or drop --config to continue with the file's own")
+        if overrides and stage == "fuse":
+            bundle.config = with_fuse_overrides(bundle.config, overrides)
         cfg = bundle.config
     else:
         if stage == "fuse":
