@@ -166,9 +166,10 @@ def main() -> None:
                       f"no-audio {r['nll_fuse_no_audio']:.3f} baseline {r['nll_baseline']:.3f}; "
                       f"BC {np.mean(r['bc']):.4f} (GT {r['gt_bc']:.4f}), L1div {np.mean(r['l1div']):.3f} "
                       f"(GT {r['gt_l1div']:.3f})", flush=True)
-        report(work, grid)
-    if a.phase in ("final", "all"):
         best = report(work, grid)
+    if a.phase in ("final", "all"):
+        if a.phase == "final":
+            best = report(work, grid)
         e, f = best
         d = work / "final"
         d.mkdir(exist_ok=True)
