@@ -103,8 +103,9 @@ def main() -> None:
     ids, clips, _ = train_val_sources(a.data, cfg.data, a.work, progress=False)
     stats = RegionStats.from_moments(c.moments for c in clips)
     d = cfg.data
-    ds = WindowDataset(clips, d.window_frames, d.stride_frames, stats=stats, audio_context_frames=d.audio_context_frames)
-    print(f"{len(ids)} training clips, {len(ds)} windows of {d.window_frames} frames (+{d.audio_context_frames} "
+    ds = WindowDataset(clips, cfg.ar_window_frames, d.stride_frames, stats=stats,
+                       audio_context_frames=d.audio_context_frames)
+    print(f"{len(ids)} training clips, {len(ds)} windows of {cfg.ar_window_frames} frames (+{d.audio_context_frames} "
           f"frames of audio context), batch {a.batch}, one torch thread per process")
     rates = {}
     for w in a.workers:

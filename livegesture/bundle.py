@@ -67,7 +67,12 @@ class ModelBundle:
         tensors, meta = load_model_file(path, kind=KIND)
         if "config" not in meta:
             raise CheckpointError(f"{path}: no experiment config in the file's metadata")
-        config = from_dict(ExperimentConfig, meta.pop("config"), where=f"{path}: config.")
+        config_d = meta.pop("config")
+        data_d = config_d.get("data")
+        if isinstance(data_d, dict) and "ar_window_frames" not in data_d:
+            # written before data.ar_window_frames existed: its AR stages trained on data.window_frames
+            config_d = {**config_d, "data": {**data_d, "ar_window_frames": data_d.get("window_frames", 64)}}
+        config = from_dict(ExperimentConfig, config_d, where=f"{path}: config.")
         tok = MotionTokenizer(config.tokenizer)
         load_state_strict(tok, tensors, "tokenizer.", path)
         model = LiveGestureModel(config.model, config.masking)

@@ -60,7 +60,7 @@ def build_vocab(clips, cfg: ExperimentConfig) -> Vocabulary | None:
 
 def make_datasets(bundle_stats, vocab, train_clips, val_clips, cfg: ExperimentConfig):
     d = cfg.data
-    kw = dict(window_frames=d.window_frames, stride_frames=d.stride_frames, stats=bundle_stats,
+    kw = dict(window_frames=cfg.ar_window_frames, stride_frames=d.stride_frames, stats=bundle_stats,
               vocab=vocab, audio_context_frames=d.audio_context_frames)
     train = WindowDataset(train_clips, **kw)
     val = WindowDataset(val_clips, **kw) if val_clips else None
@@ -137,6 +137,7 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
         bundle = ModelBundle.create(cfg, tok, stats, tokenizer_stages=tmeta.get("stages"))
     if stage == "fuse" and not bundle.stages.get("experts"):
         raise ConfigError(f"{out}: the experts have not been trained yet")
+    cfg.check_ar_window()
     train_ids, train_clips, val_clips = train_val_sources(data_dir, cfg.data, work, progress=progress)
     if bundle.vocab is None and cfg.data.use_text:
         bundle.vocab = build_vocab(train_clips, cfg)

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..cleanup.config import CleanupConfig
 from ..config import load_config
 from ..errors import ConfigError
-from ..model.config import MaskingConfig, ModelConfig, SamplingConfig
+from ..model.config import FRAMES_PER_TOKEN, MaskingConfig, ModelConfig, SamplingConfig
 from ..tokenizer.config import TokenizerConfig
 from .loop import TrainConfig
 
@@ -21,7 +21,12 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 @dataclass(frozen=True)
 class DataConfig:
-    window_frames: int = 64
+    window_frames: int = 64         # tokenizer training windows
+    # experts / fuse training windows; 0: twice the model's attention window (8 x model.window_tokens).
+    # They must be longer than that window: a long stream attends over a full window with its start
+    # out of view at every step, and positions a training window never reaches are untrained there
+    # (docs/design.md §5, "Training windows")
+    ar_window_frames: int = 0
     stride_frames: int = 12
     # tokenizer training windows may start at any frame (motion only): 0 = stride_frames
     tokenizer_stride_frames: int = 0
@@ -72,8 +77,22 @@ class ExperimentConfig:
         if extra:
             raise ValueError(f"model.pair_head_regions {sorted(extra)} need pair codebooks "
                              "(tokenizer.pair_regions)")
-        if self.data.window_frames % 4:
-            raise ValueError("data.window_frames must be a multiple of 4")
+        if self.data.window_frames % 4 or self.data.ar_window_frames % 4 or self.data.ar_window_frames < 0:
+            raise ValueError("data.window_frames and data.ar_window_frames must be multiples of 4 (>= 0)")
+
+    @property
+    def ar_window_frames(self) -> int:
+        """The experts' and the fuse's training (and held-out NLL) window in frames."""
+        return self.data.ar_window_frames or 2 * FRAMES_PER_TOKEN * self.model.window_tokens
+
+    def check_ar_window(self) -> None:
+        """Refuse AR training windows that do not reach past the attention window (training only: a
+        model file trained so still loads and streams)."""
+        need = FRAMES_PER_TOKEN * (self.model.window_tokens + 1)
+        if self.ar_window_frames < need:
+            raise ConfigError(f"data.ar_window_frames {self.ar_window_frames} is too short for model.window_tokens "
+                              f"{self.model.window_tokens}: AR training windows need >= {need} frames (window + 1 "
+                              "token) so that every attention position a stream uses is trained; 0 picks twice the window")
 
 
 def load_experiment(config: str | Path | None = None, overrides: dict | None = None) -> ExperimentConfig:

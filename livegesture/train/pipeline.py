@@ -14,6 +14,7 @@ from .tokenizer_stage import train_tokenizer
 def train_all(data_dir: str | Path, out: str | Path, cfg: ExperimentConfig, device: str | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Run every stage in order; each is resumable, so rerunning after a kill continues."""
+    cfg.check_ar_window()  # before the tokenizers' long training, not after
     out = Path(out)
     work = out.with_name(out.name + ".work")
     tok_path = work / "tokenizer.safetensors"

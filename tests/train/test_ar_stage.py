@@ -197,3 +197,36 @@ def test_cli_fuse_set_changes_only_the_fuse_settings(trained, synth, tmp_path):
     after = ModelBundle.load(out).config
     assert after.fuse.steps == steps and after.masking.max_ratio == 0.2
     assert after.experts == before.experts and after.model == before.model and after.data == before.data
+
+
+def test_ar_windows_reach_past_the_attention_window(synth, tmp_path):
+    """Training windows of the AR stages default to twice the attention window; a shorter one than
+    the window + 1 token is refused before the tokenizers train (streams attend over every position)."""
+    cfg = load_experiment("demo", TINY)
+    assert cfg.data.ar_window_frames == 0 and cfg.ar_window_frames == 2 * 4 * cfg.model.window_tokens == 64
+    clips = [load_clip(f) for f in select_clip_files(synth, cfg.data, "train")]
+    train, _ = make_datasets(None, None, clips, [], cfg)
+    assert train[0]["upper"].shape[0] == 64 and train.window_frames == 64
+    out = tmp_path / "m.safetensors"
+    res = CliRunner().invoke(app, ["train", "all", "--data", str(synth), "--out", str(out),
+                                   *[x for k, v in {**TINY, "data.ar_window_frames": 32}.items()
+                                     for x in ("--set", f"{k}={v}")]])
+    # (the entry point prints a LiveGestureError as one line with exit 2; CliRunner shows the exception)
+    assert isinstance(res.exception, ConfigError)
+    assert "data.ar_window_frames 32 is too short for model.window_tokens 8" in str(res.exception)
+    assert not out.with_name(out.name + ".work").exists()
+    assert load_experiment("demo", {**TINY, "data.ar_window_frames": 36}).ar_window_frames == 36  # window + 1 token
+
+
+def test_model_files_from_before_ar_windows_record_their_training_windows(trained, tmp_path):
+    """A file written before data.ar_window_frames existed trained its AR stages on data.window_frames."""
+    from livegesture.modelio import load_model_file, save_model_file
+    from livegesture.bundle import KIND
+
+    tensors, meta = load_model_file(trained[0], kind=KIND)
+    del meta["config"]["data"]["ar_window_frames"]
+    old = tmp_path / "old.safetensors"
+    save_model_file(old, tensors, KIND, meta)
+    b = ModelBundle.load(old)
+    assert b.config.ar_window_frames == b.config.data.window_frames == 32
+    assert ModelBundle.load(trained[0]).config.ar_window_frames == 64
