@@ -25,9 +25,6 @@ class TokenizerConfig:
     pair_kind: str = "residual"
     # losses
     velocity_weight: float = 0.5
-    # loss weight of the pelvis rotation (the global orientation, which turns the whole upper body) in
-    # the lower region's reconstruction losses, against 1 for its other dimensions
-    root_weight: float = 1.0
     # stage 3 (decoder fine-tuning on tokens): the decoder learns to join independently chosen codes
     # without a jump at each token boundary, so velocity and acceleration errors weigh more there
     finetune_velocity_weight: float = 1.0
@@ -37,7 +34,7 @@ class TokenizerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pair_regions", tuple(self.pair_regions))
-        if min(self.velocity_weight, self.root_weight, self.finetune_velocity_weight, self.finetune_acceleration_weight,
+        if min(self.velocity_weight, self.finetune_velocity_weight, self.finetune_acceleration_weight,
                self.finetune_boundary_weight) < 0:
             raise ValueError("loss weights must be >= 0")
         if self.pair_kind not in ("residual", "product"):

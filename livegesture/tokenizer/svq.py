@@ -30,19 +30,13 @@ def _diff(x: torch.Tensor) -> torch.Tensor:
     return x[:, 1:] - x[:, :-1]
 
 
-def _l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    return F.l1_loss(a, b) if weight is None else ((a - b).abs() * weight).mean()
-
-
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, velocity_weight: float,
-                        acceleration_weight: float = 0.0, weight: torch.Tensor | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L1 on features plus L1 on their frame-to-frame velocity (and acceleration); `weight` (D,),
-    of mean 1, weighs the feature dimensions."""
-    rec = _l1(pred, target, weight)
-    loss = rec + velocity_weight * _l1(_diff(pred), _diff(target), weight)
+                        acceleration_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 on features plus L1 on their frame-to-frame velocity (and acceleration)."""
+    rec = F.l1_loss(pred, target)
+    loss = rec + velocity_weight * F.l1_loss(_diff(pred), _diff(target))
     if acceleration_weight > 0:
-        loss = loss + acceleration_weight * _l1(_diff(_diff(pred)), _diff(_diff(target)), weight)
+        loss = loss + acceleration_weight * F.l1_loss(_diff(_diff(pred)), _diff(_diff(target)))
     return loss, rec
 
 
@@ -170,17 +164,8 @@ class RegionTokenizer(nn.Module):
             p.requires_grad_(id(p) in train)
 
     def stage1_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, rec = reconstruction_loss(self.autoencode(x), x, self.cfg.velocity_weight, weight=self._loss_weight())
+        loss, rec = reconstruction_loss(self.autoencode(x), x, self.cfg.velocity_weight)
         return loss, {"rec_l1": float(rec.detach())}
-
-    def _loss_weight(self) -> torch.Tensor | None:
-        """Per-dimension loss weights (mean 1) of the lower region's pelvis rotation
-        (``cfg.root_weight``, docs/design.md §3), or None for plain L1."""
-        if self.region != "lower" or self.cfg.root_weight == 1.0:
-            return None
-        w = torch.ones(REGION_DIMS["lower"], device=self.pre.weight.device)
-        w[:6] = self.cfg.root_weight  # joint 0 (pelvis: the global orientation) is the region's first 6D block
-        return w / w.mean()
 
     def stage3_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The decoder's loss on the latents of the tokens of x (tokens and W fixed)."""
@@ -188,14 +173,14 @@ class RegionTokenizer(nn.Module):
             latent = self.code_to_latent(self.quantizer.lookup(self.encode(x)))
         pred = self.decoder(latent)
         loss, rec = reconstruction_loss(pred, x, self.cfg.finetune_velocity_weight,
-                                        self.cfg.finetune_acceleration_weight, self._loss_weight())
+                                        self.cfg.finetune_acceleration_weight)
         if self.cfg.finetune_boundary_weight > 0:
             loss = loss + self.cfg.finetune_boundary_weight * boundary_loss(pred, x)
         return loss, {"rec_l1": float(rec.detach())}
 
     def stage2_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         ids, latent, commit = self.quantize(x, update=True)
-        loss, rec = reconstruction_loss(self.decoder(latent), x, self.cfg.velocity_weight, weight=self._loss_weight())
+        loss, rec = reconstruction_loss(self.decoder(latent), x, self.cfg.velocity_weight)
         perplexity, used = EMAQuantizer.usage_stats(ids, self.cfg.codebook_size)
         return loss + self.cfg.commitment * commit, {
             "rec_l1": float(rec.detach()), "commit": float(commit.detach()),
