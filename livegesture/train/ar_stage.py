@@ -137,7 +137,16 @@ def train_model_stage(data_dir: str | Path, out: str | Path, cfg: ExperimentConf
         bundle = ModelBundle.create(cfg, tok, stats, tokenizer_stages=tmeta.get("stages"))
     if stage == "fuse" and not bundle.stages.get("experts"):
         raise ConfigError(f"{out}: the experts have not been trained yet")
-    cfg.check_ar_window()
+    try:
+        cfg.check_ar_window()
+    except ConfigError as exc:
+        if not out.is_file():
+            raise
+        # an existing file (e.g. from before the rule): its experts were trained on these windows
+        raise ConfigError(f"{out}: its AR training windows ({cfg.ar_window_frames} frames) do not reach past "
+                          f"its {cfg.model.window_tokens}-token attention window, so its experts never trained "
+                          "the positions a stream uses; train a new model file (its tokenizer can be reused) "
+                          "with data.ar_window_frames 0") from exc
     train_ids, train_clips, val_clips = train_val_sources(data_dir, cfg.data, work, progress=progress)
     if bundle.vocab is None and cfg.data.use_text:
         bundle.vocab = build_vocab(train_clips, cfg)

@@ -230,3 +230,20 @@ def test_model_files_from_before_ar_windows_record_their_training_windows(traine
     b = ModelBundle.load(old)
     assert b.config.ar_window_frames == b.config.data.window_frames == 32
     assert ModelBundle.load(trained[0]).config.ar_window_frames == 64
+
+
+def test_a_model_file_with_too_short_windows_is_not_trained_further(trained, synth, tmp_path):
+    """A file from before the rule (windows shorter than its attention window + 1 token) cannot be
+    trained further: its experts never saw the positions a stream uses; the refusal names the file."""
+    from livegesture.modelio import load_model_file, save_model_file
+    from livegesture.bundle import KIND
+
+    tensors, meta = load_model_file(trained[0], kind=KIND)
+    del meta["config"]["data"]["ar_window_frames"]  # windows of data.window_frames = 32 frames < 36
+    old = tmp_path / "old.safetensors"
+    save_model_file(old, tensors, KIND, meta)
+    before = old.read_bytes()
+    res = CliRunner().invoke(app, ["train", "fuse", "--data", str(synth), "--model", str(old)])
+    assert isinstance(res.exception, ConfigError)
+    assert str(old) in str(res.exception) and "train a new model file" in str(res.exception)
+    assert old.read_bytes() == before
