@@ -43,7 +43,8 @@ SYNTH = {"train": ["--clips", "130", "--seconds", "60", "--seed", "0", "--long-p
 #: short study, upper + lower tokenizers on 20 clips: the ground truth's BC through the tokenizer
 #: 0.370 after stage 2, 0.211 after stage 3 with the boundary loss, 0.245 without it; GT 0.523)
 SETTINGS = {"tokenizer_stage1.steps": 1000, "tokenizer_stage2.steps": 400, "tokenizer_stage3.steps": 0,
-            "experts.steps": 2000, "fuse.steps": 1000, "experts.batch_size": 16, "fuse.batch_size": 16, "model.dropout": 0.1, "model.audio_feat_dropout": 0.0,
+            "experts.steps": 2000, "fuse.steps": 1000, "experts.batch_size": 16, "fuse.batch_size": 16,
+            "model.dropout": 0.1, "model.audio_feat_dropout": 0.0,
             "model.audio_noise_std": 0.0, "experts.eval_every": 250, "fuse.eval_every": 250,
             "experts.keep_best": "true", "fuse.keep_best": "true", "masking.ramp_steps": 500}
 

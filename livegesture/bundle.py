@@ -25,7 +25,7 @@ from .modelio import load_model_file, load_state_strict, save_model_file
 from .model import LiveGestureModel
 from .motion import Motion
 from .tokenizer import MotionTokenizer
-from .train.config import ExperimentConfig
+from .train.config import DataConfig, ExperimentConfig
 
 KIND = "livegesture"
 
@@ -71,7 +71,8 @@ class ModelBundle:
         data_d = config_d.get("data")
         if isinstance(data_d, dict) and "ar_window_frames" not in data_d:
             # written before data.ar_window_frames existed: its AR stages trained on data.window_frames
-            config_d = {**config_d, "data": {**data_d, "ar_window_frames": data_d.get("window_frames", 64)}}
+            window = data_d.get("window_frames", DataConfig.window_frames)
+            config_d = {**config_d, "data": {**data_d, "ar_window_frames": window}}
         config = from_dict(ExperimentConfig, config_d, where=f"{path}: config.")
         tok = MotionTokenizer(config.tokenizer)
         load_state_strict(tok, tensors, "tokenizer.", path)

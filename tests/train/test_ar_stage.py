@@ -218,16 +218,21 @@ def test_ar_windows_reach_past_the_attention_window(synth, tmp_path):
     assert load_experiment("demo", {**TINY, "data.ar_window_frames": 36}).ar_window_frames == 36  # window + 1 token
 
 
-def test_model_files_from_before_ar_windows_record_their_training_windows(trained, tmp_path):
-    """A file written before data.ar_window_frames existed trained its AR stages on data.window_frames."""
-    from livegesture.modelio import load_model_file, save_model_file
+def _from_before_ar_windows(path, tmp_path):
+    """A copy of model file `path` as written before data.ar_window_frames existed."""
     from livegesture.bundle import KIND
+    from livegesture.modelio import load_model_file, save_model_file
 
-    tensors, meta = load_model_file(trained[0], kind=KIND)
+    tensors, meta = load_model_file(path, kind=KIND)
     del meta["config"]["data"]["ar_window_frames"]
     old = tmp_path / "old.safetensors"
     save_model_file(old, tensors, KIND, meta)
-    b = ModelBundle.load(old)
+    return old
+
+
+def test_model_files_from_before_ar_windows_record_their_training_windows(trained, tmp_path):
+    """A file written before data.ar_window_frames existed trained its AR stages on data.window_frames."""
+    b = ModelBundle.load(_from_before_ar_windows(trained[0], tmp_path))
     assert b.config.ar_window_frames == b.config.data.window_frames == 32
     assert ModelBundle.load(trained[0]).config.ar_window_frames == 64
 
@@ -235,13 +240,7 @@ def test_model_files_from_before_ar_windows_record_their_training_windows(traine
 def test_a_model_file_with_too_short_windows_is_not_trained_further(trained, synth, tmp_path):
     """A file from before the rule (windows shorter than its attention window + 1 token) cannot be
     trained further: its experts never saw the positions a stream uses; the refusal names the file."""
-    from livegesture.modelio import load_model_file, save_model_file
-    from livegesture.bundle import KIND
-
-    tensors, meta = load_model_file(trained[0], kind=KIND)
-    del meta["config"]["data"]["ar_window_frames"]  # windows of data.window_frames = 32 frames < 36
-    old = tmp_path / "old.safetensors"
-    save_model_file(old, tensors, KIND, meta)
+    old = _from_before_ar_windows(trained[0], tmp_path)  # windows of data.window_frames = 32 frames < 36
     before = old.read_bytes()
     res = CliRunner().invoke(app, ["train", "fuse", "--data", str(synth), "--model", str(old)])
     assert isinstance(res.exception, ConfigError)
