@@ -168,6 +168,8 @@ class BenchResult:
     parallel: list[ParallelResult] = field(default_factory=list)
     #: 1-minute load average and CPU count (set when the figures were taken)
     load: tuple[float, int] = field(default_factory=lambda: load_average())
+    #: the step's matrix products (float32, or int8: weight-only int8)
+    precision: str = "float32"
 
     @property
     def max_sessions(self) -> int:
@@ -272,18 +274,14 @@ def step_read_bytes(model, batch: int = 1, guidance: bool = True) -> int:
     """Bytes one KV-cached token step must bring in from memory: every weight it multiplies by (the
     experts' stacked copies the grouped step uses, the fuse, the heads; of the embedding tables only
     the rows it looks up) and the KV caches its attention reads (keys, values, positions of every
-    ring of the `batch` sessions). Activations are small and stay in cache; they are not counted."""
+    ring of the `batch` sessions). Activations are small and stay in cache; they are not counted. With
+    int8 products (:meth:`~livegesture.model.LiveGestureModel.set_inference_precision`) the int8 bytes
+    are counted."""
     from .streaming.state import state_nbytes
 
-    g = model._grouped
-    g.refresh()
     R, N = model.num_regions, batch * (2 if guidance else 1)
-    dim = model.config.dim
-    weights = sum(v.numel() * v.element_size() for k, v in g.w.items() if k != "tok")
-    weights += R * N * dim * 4  # the looked-up embedding rows
-    if not g.linear_heads:
-        weights += sum(p.numel() * p.element_size() for e in model.experts.values() for p in e.head.parameters())
-    weights += sum(p.numel() * p.element_size() for p in model.fuse.parameters())
+    weights = model.inference_weight_nbytes()  # float32 or int8 copies, whichever the step uses
+    weights += R * N * model.config.dim * 4  # the looked-up embedding rows
     state = model.init_state(batch, guidance=guidance)
     return weights + state_nbytes(state["experts"]) + state_nbytes(state["fuse"])
 
@@ -361,7 +359,8 @@ def bench_parallel(engine: LiveGesture, audio: np.ndarray, sizes: Sequence[int],
 def format_report(res: BenchResult, targets: bool = True) -> str:
     """Human-readable figures (what ``livegesture bench`` prints)."""
     mib = 1 / 2 ** 20
-    lines = [f"model: {res.model}", f"torch {torch.__version__}, {res.threads} threads, float32, "
+    prec = "float32" if res.precision == "float32" else f"{res.precision} weight-only matrix products"
+    lines = [f"model: {res.model}", f"torch {torch.__version__}, {res.threads} threads, {prec}, "
              f"classifier-free guidance {'on' if res.guidance else 'off'}; machine load average "
              f"{res.load[0]:.1f} on {res.load[1]} CPUs (other processes slow every figure)"]
     s = res.stream

@@ -67,11 +67,12 @@ def evaluate_model(model_path: str | os.PathLike | None, data_dir: str | os.Path
                    guidance_scale: float | None = None, protocol: str = "beat2",
                    smplx_model: str | os.PathLike | None = None,
                    mean_vel: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, precision: str = "float32") -> dict[str, Any]:
     """Generate each clip from its audio (whole sequence, zero look-ahead, fixed seed; the bundled
     demo model when `model_path` is None) and score it beside the ground truth under `protocol`
     (:func:`livegesture.metrics.scoring.score_clips`). `out_dir` receives every generated clip
-    as ``<id>.npz`` (BEAT2 layout, the frames that were scored, the clip's betas)."""
+    as ``<id>.npz`` (BEAT2 layout, the frames that were scored, the clip's betas). `precision`:
+    the model step's matrix products (``float32``, or ``int8``: docs/design.md §6)."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
@@ -89,6 +90,7 @@ def evaluate_model(model_path: str | os.PathLike | None, data_dir: str | os.Path
     ext = load_extractor(extractor) if extractor is not None else None
     out = check_out_dir(out_dir, data_dir) if out_dir is not None else None
     bundle = ModelBundle.load(model_path)
+    bundle.model.set_inference_precision(precision)
     files = _eval_clip_files(data_dir, bundle, split, ids)
     sampling = bundle.config.sampling
     if guidance_scale is not None:
@@ -119,6 +121,7 @@ def evaluate_model(model_path: str | os.PathLike | None, data_dir: str | os.Path
         ext_label = f"{ext.label}: {extractor} (sha256 {file_sha256(extractor)[:16]})"
     res = {"model": str(model_path), "data": str(data_dir), "clips": [c.id for c in clips],
            "frames": int(sum(len(c.real) for c in clips)), "seed": seed, "sampling": sampling.__dict__,
+           "precision": precision,
            **describe(proto, scored["skeleton"], mv_source, ext_label),
            "face": scored["face"], "rows": scored["rows"], "per_clip": scored["per_clip"],
            "out_dir": str(out) if out is not None else None,

@@ -96,6 +96,19 @@ def test_cli_bench(model_file, tmp_path):
     assert st["read_bytes"] > 0 and st["bandwidth_gbs"] > 0 and "memory floor" in res.output
     assert st["floor_ms"] == pytest.approx(1e3 * st["read_bytes"] / (1e9 * st["bandwidth_gbs"]))
     assert st["floor_ratio"] == pytest.approx(st["cached_ms"] / st["floor_ms"])
+    assert d["precision"] == "float32" and "float32," in res.output
+
+
+def test_cli_bench_int8_counts_the_int8_bytes(model_file, tmp_path):
+    out32, out8 = tmp_path / "a.json", tmp_path / "b.json"
+    for prec, out in (("float32", out32), ("int8", out8)):
+        res = CliRunner().invoke(app, ["bench", "--model", str(model_file), "--seconds", "1.5", "--parallel-seconds",
+                                       "1.5", "--sessions", "", "--step-iters", "2", "--threads", "1",
+                                       "--precision", prec, "--json", str(out)])
+        assert res.exit_code == 0, res.output
+    d32, d8 = json.loads(out32.read_text()), json.loads(out8.read_text())
+    assert d8["precision"] == "int8" and "int8 weight-only matrix products" in res.output
+    assert d8["step"]["read_bytes"] < d32["step"]["read_bytes"]  # int8 weights: fewer bytes, the same caches
 
 
 def test_step_read_bytes_count_weights_and_caches(engine):
@@ -113,8 +126,9 @@ def test_step_read_bytes_count_weights_and_caches(engine):
 
 @pytest.mark.parametrize("args,msg", [(["--size", "huge"], "--size must be demo or base"),
                                       (["--sessions", "1,x"], "comma-separated integers"),
-                                      (["--seconds", "0.5"], "at least 1.5")])
-def test_cli_bench_bad_options(args, msg):
+                                      (["--seconds", "0.5"], "at least 1.5"),
+                                      (["--precision", "fp8"], "--precision must be one of float32, int8")])
+def test_cli_bench_bad_options(args, msg, capsys):
     from livegesture.cli import main
     import sys
 
@@ -126,3 +140,5 @@ def test_cli_bench_bad_options(args, msg):
     finally:
         sys.argv = old
     assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err

@@ -12,6 +12,7 @@ import typer
 
 from ..errors import LiveGestureError
 from .app import app
+from .options import check_precision_option, precision_option
 
 
 @app.command("bench")
@@ -26,6 +27,7 @@ def bench_cmd(
     parallel_seconds: float = typer.Option(8.0, help="seconds of speech per parallel-sessions trial"),
     step_iters: int = typer.Option(30, help="timed calls of the KV-cached step and of the window recompute"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+    precision: str = precision_option(),
 ) -> None:
     """Stream speech through sessions in simulated real time (20 ms packets) and print compute per
     200 ms of audio (p50/p95/p99), real-time factor, audio-to-frame latency, memory, the speed-up
@@ -38,6 +40,7 @@ def bench_cmd(
     from ..data.synthetic import synthetic_audio
     from ..engine import LiveGesture
 
+    check_precision_option(precision)
     if threads < 0:
         raise LiveGestureError(f"--threads must be >= 0, got {threads}")
     if threads:
@@ -51,12 +54,12 @@ def bench_cmd(
     if seconds < 1.5 or parallel_seconds < 1.5:
         raise LiveGestureError("--seconds and --parallel-seconds must be at least 1.5")
     if model is not None:
-        lg = LiveGesture.load(model)
+        lg = LiveGesture.load(model, precision=precision)
         name = str(model)
     else:
         if size not in ("demo", "base"):
             raise LiveGestureError(f"--size must be demo or base, got {size!r}")
-        lg = LiveGesture(random_bundle(size))
+        lg = LiveGesture(random_bundle(size), precision)
         name = f"RANDOMLY INITIALISED '{size}' model (no --model; timing does not depend on the weights)"
     n = int(round(max(seconds, parallel_seconds) * SAMPLE_RATE))
     if audio is not None:
@@ -68,7 +71,7 @@ def bench_cmd(
     else:
         speech = synthetic_audio(n / SAMPLE_RATE, seed=0)[0].astype("float32")
         name += ", synthetic speech-like audio"
-    res = BenchResult(name, torch.get_num_threads(), lg.sampling.guided)
+    res = BenchResult(name, torch.get_num_threads(), lg.sampling.guided, precision=precision)
     res.stream = bench_stream(lg, speech[:int(seconds * SAMPLE_RATE)], pace=pace)
     res.step = bench_step(lg.bundle.model, batch=1, iters=step_iters, guidance=lg.sampling.guided)
     if sizes:

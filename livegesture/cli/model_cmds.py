@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .app import app, train_app
-from .options import experiment
+from .options import check_precision_option, experiment, precision_option
 
 CONFIG_HELP = "preset name (demo, base) or YAML file; default: demo (or the model file's own)"
 PROTOCOL_HELP = ("beat2 (the published EMAGE/MambaTalk/GestureLSM test loop), evaltools (the newer "
@@ -111,6 +111,7 @@ def evaluate_cmd(
     guidance: Optional[float] = typer.Option(None, help="classifier-free guidance scale (default: config)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    precision: str = precision_option(),
 ) -> None:
     """Generate every clip from its audio alone and print the BEAT2 table beside the ground truth
     (default protocol: the published BEAT2 test loop)."""
@@ -118,8 +119,9 @@ def evaluate_cmd(
     from .options import check_json_out, split_ids, write_json
 
     check_json_out(json_out)
+    check_precision_option(precision)
     res = evaluate_model(model, data, split, split_ids(ids) or None, seed, extractor, guidance, protocol,
-                         smplx_model, mean_vel, out_dir, progress)
+                         smplx_model, mean_vel, out_dir, progress, precision=precision)
     typer.echo(format_table(res))
     if res["out_dir"]:
         typer.echo(f"wrote {len(res['clips'])} generated clip(s) to {res['out_dir']}")

@@ -66,3 +66,24 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     typer.echo(f"wrote {path}")
+
+
+PRECISION_HELP = ("matrix products of the model step: float32 (exact, default) or int8 (weight-only int8: "
+                  "faster on a CPU, close to float32 but not equal; docs/design.md §6 states its measured cost)")
+
+
+def precision_option() -> Any:
+    """The ``--precision`` option shared by the commands that run the model."""
+    import typer
+
+    return typer.Option("float32", help=PRECISION_HELP)
+
+
+def check_precision_option(precision: str) -> str:
+    """``--precision`` checked before any work (one line, exit code 2, on a wrong value)."""
+    from ..errors import ConfigError
+    from ..model.quant import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision

@@ -8,14 +8,15 @@ from typing import Optional
 import typer
 
 from .app import app
+from .options import check_precision_option, precision_option
 
 TOKEN_ENV = "LIVEGESTURE_TOKEN"
 
 
-def _load(model: Optional[Path]):
+def _load(model: Optional[Path], precision: str = "float32"):
     from ..engine import LiveGesture
 
-    return LiveGesture.load(model) if model is not None else LiveGesture.load()
+    return LiveGesture.load(model, precision=precision)
 
 
 @app.command("serve")
@@ -40,6 +41,7 @@ def serve_cmd(
     max_session_seconds: Optional[float] = typer.Option(
         None, help="close a session after this many seconds (default: no limit)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
+    precision: str = precision_option(),
 ) -> None:
     """Serve the model over WebSocket (/ws, protocol in docs/protocol.md), with /health, /metrics
     and a live 3D viewer at http://HOST:PORT/ . On a network: docs/deploy.md (token, TLS, limits)."""
@@ -53,6 +55,7 @@ def serve_cmd(
 
     if workers < 1 or threads < 0:
         raise LiveGestureError(f"--workers must be >= 1 and --threads >= 0, got {workers} and {threads}")
+    check_precision_option(precision)
     try:
         config = ServerConfig(max_sessions=max_sessions, token=token, public_metrics=public_metrics,
                               allowed_origins=tuple(allow_origin) if allow_origin else None,
@@ -62,7 +65,7 @@ def serve_cmd(
         err = exc.errors()[0]
         raise ConfigError(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from None
     sock = listen_socket(host, port)  # a busy port fails here, before the model loads
-    engine = _load(model)  # also checks the model file before any worker starts
+    engine = _load(model, precision)  # also checks the model file before any worker starts
     typer.echo(f"LiveGesture server on http://{host}:{port}/ (WebSocket ws://{host}:{port}/ws)"
                + (f", {workers} workers" if workers > 1 else "")
                + ("; clients need the token" if token else ""))
@@ -76,7 +79,7 @@ def serve_cmd(
         del engine
         sock.close()  # uvicorn's supervisor binds the port again (SO_REUSEADDR: at once) for its workers
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        serve_workers(model, workers, host, port, config, threads, log_level)
+        serve_workers(model, workers, host, port, config, threads, log_level, precision)
 
 
 @app.command("stream-file")
@@ -150,6 +153,7 @@ def bench_server_cmd(
     threads: int = typer.Option(1, help="torch threads of (each worker of) the server this command starts"),
     workers: str = typer.Option("1", help="worker processes of the server this command starts; a comma list "
                                           "(e.g. 1,2) runs the search once per count"),
+    precision: str = precision_option(),
 ) -> None:
     """N concurrent real-time clients on loopback: latency percentiles, dropped and late frames, and the
     largest N served in real time (p95 latency under the bound, nothing dropped)."""
@@ -157,6 +161,7 @@ def bench_server_cmd(
     from ..data.synthetic import synthetic_audio
     from ..serve.bench import run_trial, search, start_server
 
+    check_precision_option(precision)
     if url is None and model is None:
         from ..assets import demo_model_path
 
@@ -176,7 +181,7 @@ def bench_server_cmd(
         proc, target = None, url
         if target is None:
             proc, target = start_server(model, max_sessions=max(clients or 0, max_clients), threads=threads,
-                                        workers=n_workers or 1)
+                                        workers=n_workers or 1, extra=("--precision", precision))
         try:
             typer.echo(f"server {target}{f' ({n_workers} workers)' if n_workers else ''}; each client streams "
                        f"{len(x) / 16000:.1f} s in {packet_ms:g} ms packets in real time")

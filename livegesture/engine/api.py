@@ -41,8 +41,11 @@ class LiveGesture:
     built at the first step and not re-checked (``bundle.model.freeze_inference_weights(False)`` if
     you change weights in place afterwards)."""
 
-    def __init__(self, bundle: ModelBundle):
+    def __init__(self, bundle: ModelBundle, precision: str = "float32"):
         self.bundle = bundle
+        # the step's matrix products: float32 (exact; the default) or weight-only int8 (faster on a CPU,
+        # close to float32 but not equal: docs/design.md §6 "Precision" states the measured cost)
+        self.bundle.model.set_inference_precision(precision)
         self.bundle.model.eval()
         self.bundle.tokenizer.eval()
         # streaming decode of the 4 region tokenizers as one grouped computation (stacked weights)
@@ -52,14 +55,24 @@ class LiveGesture:
         self._decoder._cache.frozen = True
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "LiveGesture":
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+             precision: str = "float32") -> "LiveGesture":
         """Load a model file (``livegesture train all`` output); without a path, the bundled demo
-        model (``livegesture/assets/demo_model.safetensors``, described by its MODEL_CARD.md)."""
+        model (``livegesture/assets/demo_model.safetensors``, described by its MODEL_CARD.md).
+        `precision`: ``float32`` or ``int8`` (see :attr:`precision`)."""
+        from ..model.quant import check_precision
+
+        check_precision(precision)  # before reading a file
         if path is None:
             from ..assets import demo_model_path
 
             path = demo_model_path()
-        return cls(ModelBundle.load(path, device))
+        return cls(ModelBundle.load(path, device), precision)
+
+    @property
+    def precision(self) -> str:
+        """``float32`` or ``int8``: the precision of the model step's matrix products."""
+        return self.bundle.model.inference_precision
 
     @property
     def sampling(self) -> SamplingConfig:

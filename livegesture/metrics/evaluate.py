@@ -136,6 +136,8 @@ def format_table(res: dict[str, Any]) -> str:
     head = f"{len(clips)} clip(s), {res['frames']} frames"
     if "seed" in res:
         head += f", seed {res['seed']}"
+    if res.get("precision", "float32") != "float32":
+        head += f", {res['precision']} model step"
     lines = [f"{head}: {', '.join(clips[:8])}{' ...' if len(clips) > 8 else ''}",
              f"{'':14s}" + "".join(f"{c[0]:>12s}" for c in cols)]
     for name, vals in rows.items():

@@ -25,6 +25,7 @@ from ..streaming.rope import RotaryEmbedding, rotate
 from ..streaming.rows import MIN_ROWS, baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .expert import RegionExpert
+from .quant import Int8Linear, check_precision, quantize_linear
 
 
 #: bumped whenever any module registers a parameter (construction, ``module.weight = Parameter(...)``,
@@ -72,19 +73,55 @@ class StackedWeights:
     """Inference copies of some modules' weights in the layout a grouped kernel wants (``self.w``),
     built by :meth:`build` and rebuilt only when a parameter changed (:class:`StackedCache`)."""
 
+    #: the products :meth:`quantize` turns into int8 (names of ``self.w`` entries, each with its bias
+    #: under ``name + "b"``); subclasses list theirs
+    quantizable: tuple[str, ...] = ()
+
     def __init__(self, modules: list[torch.nn.Module]):
         self._cache = StackedCache(modules)
         self._key: tuple | None = None
         self.w: dict[str, torch.Tensor] = {}
+        #: int8 copies of the ``quantizable`` products (one per region of a stacked weight), empty in float32
+        self.q: dict[str, list[Int8Linear]] = {}
+        self.precision = "float32"
+
+    def set_precision(self, precision: str) -> None:
+        """``float32`` (the default, exact) or ``int8`` (weight-only int8 products, :mod:`.quant`);
+        the copies are rebuilt at the next step (nothing changes when it is the current one)."""
+        if check_precision(precision) != self.precision:
+            self.precision = precision
+            self._key = None
 
     @torch.no_grad()
     def refresh(self) -> None:
         key = self._cache.key()
         if key != self._key:
             self.w, self._key = self.build(), key
+            self.q = self.quantize(self.w) if self.precision == "int8" else {}
 
     def build(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def quantize(self, w: dict[str, torch.Tensor]) -> dict[str, list[Int8Linear]]:
+        """Int8 copies of the ``quantizable`` stacked (R, in, out) weights, removed from `w` (the step
+        then reads only the int8 bytes)."""
+        return {name: [quantize_linear(m.t()) for m in w.pop(name)] for name in self.quantizable if name in w}
+
+    def mm(self, name: str, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
+        """``x (R, M, in) @ w[name] + w[name + "b"]`` per region: float32 ``baddbmm`` (rows padded to
+        ``MIN_ROWS`` with `pad`, for callers whose rows may be fewer) or the int8 copies."""
+        q = self.q.get(name)
+        if q is None:
+            bmm = baddbmm_rows if pad else torch.baddbmm
+            return bmm(self.w[name + "b"], x, self.w[name])
+        xb = x.to(torch.bfloat16)  # the rows of every region converted at once
+        y = torch.stack([torch._weight_int8pack_mm(xb[r], lin.weight, lin.scale) for r, lin in enumerate(q)])
+        return y.to(x.dtype).add_(self.w[name + "b"])
+
+    def weight_nbytes(self) -> int:
+        """Bytes of the inference copies a step reads (float32 stacks and int8 copies)."""
+        return (sum(v.numel() * v.element_size() for v in self.w.values())
+                + sum(lin.nbytes for qs in self.q.values() for lin in qs))
 
 
 def _t(ws: list[torch.Tensor]) -> torch.Tensor:
@@ -151,6 +188,9 @@ class GroupedExperts(StackedWeights):
     def __init__(self, experts: list[RegionExpert]):
         super().__init__(list(experts))
         self.experts = experts
+        n = len(experts[0].blocks)
+        self.quantizable = ("in1", "in2", "kv", "head",
+                            *(f"{i}.{k}" for i in range(n) for k in ("cq", "co", "qkv", "so", "m1", "m2")))
 
     def build(self) -> dict[str, torch.Tensor]:
         E = self.experts
@@ -199,8 +239,7 @@ class GroupedExperts(StackedWeights):
 
     def _mlp(self, x: torch.Tensor, a: str, b: str) -> torch.Tensor:
         """On rows already padded to >= MIN_ROWS (the step carries them padded)."""
-        w = self.w
-        return torch.baddbmm(w[b + "b"], F.gelu(torch.baddbmm(w[a + "b"], x, w[a])), w[b])
+        return self.mm(b, F.gelu(self.mm(a, x)))
 
     # ------------------------------------------------------------------ the grouped step
     def step(self, inputs: torch.Tensor, state: StreamState, audio: torch.Tensor,
@@ -227,22 +266,22 @@ class GroupedExperts(StackedWeights):
         a = a[None] * w["ang"] + w["anb"]  # (R, N*4n, da)
         H, nb = e0.blocks[0].cross.num_heads, len(e0.blocks)
         Tk = audio.shape[1]
-        kv_all = baddbmm_rows(w["kvb"], a, w["kv"])  # (R, N*4n, blocks*2d)
+        kv_all = self.mm("kv", a, pad=True)  # (R, N*4n, blocks*2d)
         # every block's audio keys and values as rows (N*R, blocks, 2, H, 4n, Dh); the keys rotated at once
         kvh = _to_rows(kv_all, N, R, Tk, nb * 2 * H).unflatten(1, (nb, 2, H))
         keys = _rot(kvh[:, :, 0], _bcast(tables.k_rot))
         for i, block in enumerate(e0.blocks):
             st = state[f"blocks.{i}"]
             h = self._ln(x, w[f"{i}.norm_cross.g"], w[f"{i}.norm_cross.b"])
-            q = torch.baddbmm(w[f"{i}.cqb"], h, w[f"{i}.cq"])[:, :M]
+            q = self.mm(f"{i}.cq", h)[:, :M]
             att, seen = _cross(block.cross, st["cross"], q, keys[:, i], kvh[:, i, 1], N, R, n,
                                tables)  # type: ignore[arg-type]
-            o = torch.baddbmm(w[f"{i}.cob"], _pad(att, Mp), w[f"{i}.co"])
+            o = self.mm(f"{i}.co", _pad(att, Mp))
             x = x + o.masked_fill(~_pad(seen, Mp), 0.0)
             h = self._ln(x, w[f"{i}.norm_self.g"], w[f"{i}.norm_self.b"])
-            qkv = torch.baddbmm(w[f"{i}.qkvb"], h, w[f"{i}.qkv"])[:, :M]
+            qkv = self.mm(f"{i}.qkv", h)[:, :M]
             att = _self(block.self_attn, st["self_attn"], qkv, N, R, n, tables)  # type: ignore[arg-type]
-            x = x + torch.baddbmm(w[f"{i}.sob"], _pad(att, Mp), w[f"{i}.so"])
+            x = x + self.mm(f"{i}.so", _pad(att, Mp))
             h = self._ln(x, w[f"{i}.norm_mlp.g"], w[f"{i}.norm_mlp.b"])
             x = x + self._mlp(h, f"{i}.m1", f"{i}.m2")
         return self._ln(x[:, :M], w["ng"], w["nb"])
@@ -257,7 +296,7 @@ class GroupedExperts(StackedWeights):
         :meth:`step`, which refreshed the stacked weights)."""
         if not self.linear_heads:
             return torch.stack([rowwise(e.head, h[i]) for i, e in enumerate(self.experts)])
-        return baddbmm_rows(self.w["headb"], h, self.w["head"])
+        return self.mm("head", h, pad=True)
 
 
 def _to_rows(t: torch.Tensor, N: int, R: int, n: int, heads: int) -> torch.Tensor:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..streaming.rows import baddbmm_rows, rowwise
+from ..streaming.rows import rowwise
 from ..streaming.state import StreamState
 from .fuse import XARFuse
 from .grouped import StackedWeights, StepTables, _rot, self_attend_heads
+from .quant import Int8Linear, quantize_linear
 
 
 def _cat_t(ws: list[torch.Tensor]) -> torch.Tensor:
@@ -35,25 +36,49 @@ class GroupedFuse(StackedWeights):
 
     def build(self) -> dict[str, torch.Tensor]:
         f = self.fuse
-        w: dict[str, torch.Tensor] = {
-            "kv": _cat_t([t for b in f.blocks for t in (b.cross.k_proj.weight, b.cross.v_proj.weight)]),
-            "kvb": torch.cat([t for b in f.blocks for t in (b.cross.k_proj.bias, b.cross.v_proj.bias)]),
-        }
+        # the single (out, in) linears of the step, under their names (bias under name + "b")
+        lin = {"in": f.in_proj,
+               "kv": (_cat_t([t for b in f.blocks for t in (b.cross.k_proj.weight, b.cross.v_proj.weight)]),
+                      torch.cat([t for b in f.blocks for t in (b.cross.k_proj.bias, b.cross.v_proj.bias)]))}
+        for i, b in enumerate(f.blocks):
+            lin[f"{i}.cq"], lin[f"{i}.co"] = b.cross.q_proj, b.cross.out_proj
+            lin[f"{i}.m1"], lin[f"{i}.m2"] = b.mlp.fc1, b.mlp.fc2
+            if b.temporal is not None:  # "without temporal attention" has none
+                t = b.temporal
+                lin[f"{i}.tqkv"] = (_cat_t([t.q_proj.weight, t.k_proj.weight, t.v_proj.weight]),
+                                    torch.cat([t.q_proj.bias, t.k_proj.bias, t.v_proj.bias]))
+                lin[f"{i}.to"] = t.out_proj
+            if b.spatial is not None:  # "without spatial attention"
+                lin[f"{i}.sqkv"], lin[f"{i}.so"] = b.spatial.qkv, b.spatial.out_proj
+        w: dict[str, torch.Tensor] = {}
+        for name, m in lin.items():
+            w[name], w[name + "b"] = (m.weight, m.bias) if isinstance(m, torch.nn.Linear) else m
+        self.linears = tuple(lin)
         if f.pilor is not None:  # the "without PILOR" ablation has none
             w["pilor"] = torch.stack([p.weight.t() for p in f.pilor]).contiguous()  # (R, d, d)
-            w["pilor_b"] = torch.zeros(len(f.pilor), 1, f.pilor[0].out_features, dtype=f.pilor[0].weight.dtype,
-                                       device=f.pilor[0].weight.device)
-        for i, b in enumerate(f.blocks):
-            t = b.temporal
-            if t is None:  # "without temporal attention"
-                continue
-            w[f"{i}.tqkv"] = _cat_t([t.q_proj.weight, t.k_proj.weight, t.v_proj.weight])
-            w[f"{i}.tqkvb"] = torch.cat([t.q_proj.bias, t.k_proj.bias, t.v_proj.bias])
+            w["pilorb"] = torch.zeros(len(f.pilor), 1, f.pilor[0].out_features, dtype=f.pilor[0].weight.dtype,
+                                      device=f.pilor[0].weight.device)
         self.linear_heads = all(type(c) is torch.nn.Linear for c in f.classifiers)
         if self.linear_heads:
             w["head"] = torch.stack([c.weight.t() for c in f.classifiers]).contiguous()  # (R, d, K)
             w["headb"] = torch.stack([c.bias for c in f.classifiers])[:, None, :].contiguous()
         return w
+
+    def quantize(self, w: dict[str, torch.Tensor]) -> dict[str, list[Int8Linear]]:
+        """Int8 copies of every linear of the step (a list of one) and of the stacked PILOR adapters and
+        heads (one per region); removed from `w`."""
+        q = {name: [quantize_linear(w.pop(name))] for name in self.linears}
+        for name in ("pilor", "head"):
+            if name in w:
+                q[name] = [quantize_linear(m.t()) for m in w.pop(name)]
+        return q
+
+    def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """``F.linear`` of the step's linear `name` on x (..., in), float32 or int8."""
+        q = self.q.get(name)
+        if q is None:
+            return F.linear(x, self.w[name], self.w[name + "b"])
+        return q[0](x).add_(self.w[name + "b"])
 
     def apply_pilor(self, h: torch.Tensor) -> torch.Tensor:
         """h~ = h + W_r h for h (B, R, n, dim), the 4 adapters in one batched product."""
@@ -62,42 +87,78 @@ class GroupedFuse(StackedWeights):
             return h
         B, R, n, d = h.shape
         hr = h.transpose(0, 1).reshape(R, B * n, d)
-        adapted = baddbmm_rows(self.w["pilor_b"], hr, self.w["pilor"]).view(R, B, n, d).transpose(0, 1)
+        adapted = self.mm("pilor", hr, pad=True).view(R, B, n, d).transpose(0, 1)
         return h + adapted
 
     def step(self, h: torch.Tensor, state: StreamState, audio: torch.Tensor, tables: StepTables) -> torch.Tensor:
         """Logits (B, R, n, K) of PILOR outputs h (B, R, n, dim) (B = sessions x guidance streams);
         `state` the fuse's flat state, `audio` (B, 4n, d_audio), `tables` the experts' step tables."""
         self.refresh()
-        f, w = self.fuse, self.w
+        f = self.fuse
         B, R, n, d = h.shape
-        x = (F.linear(h, f.in_proj.weight, f.in_proj.bias) + f.region_emb[:, None, :].to(h.dtype)).reshape(B * R, n, d)
+        x = (self.linear("in", h) + f.region_emb[:, None, :].to(h.dtype)).reshape(B * R, n, d)
         a = f.audio_norm(audio)
         H, nb = f.blocks[0].cross.num_heads, len(f.blocks)
         Tk = audio.shape[1]
         # every block's audio keys and values (B, blocks, 2, H, 4n, Dh); the keys rotated at once with the
         # experts' tables of each stream (its region-0 row)
-        kvh = _heads(F.linear(a, w["kv"], w["kvb"]), nb * 2 * H).unflatten(1, (nb, 2, H))
+        kvh = _heads(self.linear("kv", a), nb * 2 * H).unflatten(1, (nb, 2, H))
         keys = kvh[:, :, 0]
         if tables.k_rot is not None:
             keys = _rot(keys, tuple(c.view(B, R, 1, 1, Tk, -1)[:, 0] for c in tables.k_rot))  # type: ignore[arg-type]
         for i, block in enumerate(f.blocks):
             st = state[f"blocks.{i}"]
-            x = x + _cross(block, st["cross"], block.norm_cross(x), keys[:, i], kvh[:, i, 1], R, n,
-                           tables)  # type: ignore[arg-type]
+            x = x + self._cross(i, block, st["cross"], block.norm_cross(x), keys[:, i], kvh[:, i, 1], R, n,
+                                tables)  # type: ignore[arg-type]
             if block.temporal is not None:
-                x = x + _temporal(block, st["temporal"], block.norm_time(x), w[f"{i}.tqkv"], w[f"{i}.tqkvb"],
-                                  tables)  # type: ignore[arg-type]
+                x = x + self._temporal(i, block, st["temporal"], block.norm_time(x), tables)  # type: ignore[arg-type]
             if block.spatial is not None:
                 s = block.norm_space(x).view(B, R, n, d).transpose(1, 2).reshape(B * n, R, d)
-                s = block.spatial(s).view(B, n, R, d).transpose(1, 2).reshape(B * R, n, d)
+                s = self._spatial(i, block.spatial, s).view(B, n, R, d).transpose(1, 2).reshape(B * R, n, d)
                 x = x + s
-            x = x + block.mlp(block.norm_mlp(x))
+            x = x + self.linear(f"{i}.m2", F.gelu(self.linear(f"{i}.m1", block.norm_mlp(x))))
         x = f.norm(x).view(B, R, n, d)
         if self.linear_heads:
             xr = x.transpose(0, 1).reshape(R, B * n, d)
-            return baddbmm_rows(w["headb"], xr, w["head"]).view(R, B, n, -1).transpose(0, 1)
+            return self.mm("head", xr, pad=True).view(R, B, n, -1).transpose(0, 1)
         return torch.stack([rowwise(c, x[:, i]) for i, c in enumerate(f.classifiers)], dim=1)
+
+    def _cross(self, i: int, block, st: StreamState, xn: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               R: int, n: int, t: StepTables) -> torch.Tensor:
+        """The block's audio cross-attention: the R region streams of a session (rows of `xn` (B*R, n, d))
+        are R query groups over the session's one ring; `k` (rotated), `v` (B, H, 4n, Dh) this step's keys."""
+        layer = block.cross
+        H, d = layer.num_heads, layer.dim
+        BR = xn.shape[0]
+        B = BR // R
+        q = _heads(self.linear(f"{i}.cq", xn.reshape(B, R * n, d)), H)
+        Tk = k.shape[2]
+        # the experts' rows are (stream, region): region 0's rows give each stream's key times
+        k_times = t.k_times.view(B, R, Tk)[:, 0]
+        q_times = t.q_times.reshape(B, R * n)
+        if t.q_rot is not None:
+            q = _rot(q, tuple(c.reshape(B, 1, R * n, -1) for c in t.q_rot))  # type: ignore[arg-type]
+        att, seen = layer._attend_and_write(q, q_times, st, k, v, k_times, n == 1, guard_empty=True,
+                                            shared=t.shared("fuse_cross"))
+        st["k_offset"].add_(Tk)  # type: ignore[union-attr]
+        st["q_offset"].add_(n)  # type: ignore[union-attr]
+        out = self.linear(f"{i}.co", _merge(att)).masked_fill(~seen, 0.0)
+        return out.view(BR, n, d)
+
+    def _temporal(self, i: int, block, st: StreamState, xn: torch.Tensor, t: StepTables) -> torch.Tensor:
+        """The block's per-region temporal self-attention on rows (B*R, n, d) (the experts' row order, so
+        it shares the experts' token-ring masks and write slots)."""
+        layer = block.temporal
+        qkvh = _heads(self.linear(f"{i}.tqkv", xn), 3 * layer.num_heads)  # (B*R, 3H, n, Dh)
+        out = self_attend_heads(layer, st, qkvh, t)
+        return self.linear(f"{i}.to", _merge(out))
+
+    def _spatial(self, i: int, layer, x: torch.Tensor) -> torch.Tensor:
+        """:class:`~.layers.RegionAttention` of block `i` on x (N, R, d) with the step's linears."""
+        N, G, D = x.shape
+        q, k, v = self.linear(f"{i}.sqkv", x).view(N, G, 3, layer.num_heads, layer.head_dim).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.linear(f"{i}.so", out.transpose(1, 2).reshape(N, G, D))
 
 
 def _heads(t: torch.Tensor, H: int) -> torch.Tensor:
@@ -108,36 +169,3 @@ def _heads(t: torch.Tensor, H: int) -> torch.Tensor:
 def _merge(t: torch.Tensor) -> torch.Tensor:
     B, H, T, Dh = t.shape
     return t.transpose(1, 2).reshape(B, T, H * Dh)
-
-
-def _cross(block, st: StreamState, xn: torch.Tensor, k: torch.Tensor, v: torch.Tensor, R: int, n: int,
-           t: StepTables) -> torch.Tensor:
-    """The block's audio cross-attention: the R region streams of a session (rows of `xn` (B*R, n, d))
-    are R query groups over the session's one ring; `k` (rotated), `v` (B, H, 4n, Dh) this step's keys."""
-    layer = block.cross
-    H, d = layer.num_heads, layer.dim
-    BR = xn.shape[0]
-    B = BR // R
-    q = _heads(F.linear(xn.reshape(B, R * n, d), layer.q_proj.weight, layer.q_proj.bias), H)
-    Tk = k.shape[2]
-    # the experts' rows are (stream, region): region 0's rows give each stream's key times
-    k_times = t.k_times.view(B, R, Tk)[:, 0]
-    q_times = t.q_times.reshape(B, R * n)
-    if t.q_rot is not None:
-        q = _rot(q, tuple(c.reshape(B, 1, R * n, -1) for c in t.q_rot))  # type: ignore[arg-type]
-    att, seen = layer._attend_and_write(q, q_times, st, k, v, k_times, n == 1, guard_empty=True,
-                                        shared=t.shared("fuse_cross"))
-    st["k_offset"].add_(Tk)  # type: ignore[union-attr]
-    st["q_offset"].add_(n)  # type: ignore[union-attr]
-    out = F.linear(_merge(att), layer.out_proj.weight, layer.out_proj.bias).masked_fill(~seen, 0.0)
-    return out.view(BR, n, d)
-
-
-def _temporal(block, st: StreamState, xn: torch.Tensor, wqkv: torch.Tensor, bqkv: torch.Tensor,
-              t: StepTables) -> torch.Tensor:
-    """The block's per-region temporal self-attention on rows (B*R, n, d) (the experts' row order, so
-    it shares the experts' token-ring masks and write slots)."""
-    layer = block.temporal
-    qkvh = _heads(F.linear(xn, wqkv, bqkv), 3 * layer.num_heads)  # (B*R, 3H, n, Dh)
-    out = self_attend_heads(layer, st, qkvh, t)
-    return F.linear(_merge(out), layer.out_proj.weight, layer.out_proj.bias)

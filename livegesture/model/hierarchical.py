@@ -215,6 +215,46 @@ class LiveGestureModel(nn.Module):
         for cache in (self._grouped._cache, self._grouped_fuse._cache):
             cache.frozen = frozen
 
+    @property
+    def inference_precision(self) -> str:
+        """Precision of the grouped inference path's matrix products (``float32`` unless set)."""
+        return self._grouped.precision
+
+    def set_inference_precision(self, precision: str) -> None:
+        """``float32`` (default; exact, what every equality test uses) or ``int8``: weight-only int8
+        matrix products in the grouped inference step (:mod:`.quant`: the weights rounded to 8 bits per
+        output channel, the products' rows and results to bfloat16). Training and the per-module path
+        stay float32. Raises :class:`~livegesture.errors.LiveGestureError` where this torch has no int8
+        kernel."""
+        from ..errors import LiveGestureError
+        from .quant import check_precision, int8_available
+
+        check_precision(precision)
+        if precision == "int8" and not int8_available():
+            raise LiveGestureError(f"precision int8 needs torch._weight_int8pack_mm, which torch "
+                                   f"{torch.__version__} lacks")
+        self._grouped.set_precision(precision)
+        self._grouped_fuse.set_precision(precision)
+
+    def inference_weight_nbytes(self) -> int:
+        """Bytes of weights one grouped step reads: the experts' stacked copies (without the token
+        tables, of which a step reads a row per region), the fuse's linears, adapters and heads (float32
+        or int8), and the remaining small parameters of the fuse (norms, region embedding)."""
+        g, f = self._grouped, self._grouped_fuse
+        g.refresh()
+        f.refresh()
+        experts = g.weight_nbytes() - g.w["tok"].numel() * g.w["tok"].element_size()
+        if not g.linear_heads:
+            experts += sum(p.numel() * p.element_size() for e in self.experts.values() for p in e.head.parameters())
+        in_w = {id(t) for t in f.w.values()}
+        lin_params = {id(m.weight) for m in self.fuse.modules() if isinstance(m, torch.nn.Linear)}
+        lin_params |= {id(m.bias) for m in self.fuse.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None}
+        rest = sum(p.numel() * p.element_size() for p in self.fuse.parameters()
+                   if id(p) not in in_w and id(p) not in lin_params)
+        if not f.linear_heads:
+            rest += sum(p.numel() * p.element_size() for p in self.fuse.classifiers.parameters())
+        return experts + f.weight_nbytes() + rest
+
     def _flat(self, sub: StreamState) -> StreamState:
         """:func:`flat_state` of a state the engine passes step after step, built once (inference only:
         training may replace a state's tensors, e.g. ``state_detach_``)."""

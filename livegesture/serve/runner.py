@@ -70,10 +70,11 @@ def serve(engine: LiveGesture, host: str = "127.0.0.1", port: int = 8000, config
 
 
 def serve_workers(model, workers: int, host: str = "127.0.0.1", port: int = 8000,
-                  config: ServerConfig | None = None, threads: int = 1, log_level: str = "info") -> None:
+                  config: ServerConfig | None = None, threads: int = 1, log_level: str = "info",
+                  precision: str = "float32") -> None:
     """Serve until interrupted with `workers` processes on one port (uvicorn's multiprocess supervisor),
-    each loading `model` (None: the bundled one) with `threads` torch threads and its own pool of
-    ``config.max_sessions`` sessions."""
+    each loading `model` (None: the bundled one) at `precision` with `threads` torch threads and its own
+    pool of ``config.max_sessions`` sessions."""
     import os
 
     import uvicorn
@@ -81,7 +82,7 @@ def serve_workers(model, workers: int, host: str = "127.0.0.1", port: int = 8000
     from .workers import worker_env
 
     config = config or ServerConfig()
-    os.environ.update(worker_env(model, config, threads))  # the workers inherit it
+    os.environ.update(worker_env(model, config, threads, precision))  # the workers inherit it
     # a worker's event loop may wait for its model thread (which holds the GIL for small ops) longer than
     # uvicorn's default 5 s health check, which would restart it: allow a minute
     uvicorn.run("livegesture.serve.workers:app_from_env", factory=True, workers=workers, host=host, port=port,

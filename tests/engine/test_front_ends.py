@@ -119,3 +119,28 @@ def test_every_front_end_without_guidance(model):
     plans = [dict(seed=k, audio=a, sizes=[700 + 300 * k], start=k) for k, a in enumerate(audios)]
     for got, ref in zip(drive_pool(pool, plans), refs):
         assert_identical(got, ref)
+
+
+@pytest.fixture(scope="module")
+def model_int8(model_path) -> LiveGesture:
+    m = LiveGesture.load(model_path, precision="int8")
+    assert m.precision == "int8"
+    return m
+
+
+def test_every_front_end_agrees_in_int8_too(model, model_int8):
+    """The int8 products are row-wise as well: lone sessions, a lockstep batch and the pool give the
+    same frames; and they are not the float32 frames (the int8 path really ran)."""
+    seeds = [4, 5, 4]
+    audios = [audio_of(1.5, seed=k) for k in range(3)]
+    refs = [alone(model_int8, a, s, [1000]) for a, s in zip(audios, seeds)]
+    batch = model_int8.stream_batch(3, seeds)
+    outs = [Motion.concatenate([m, e]) for m, e in zip(batch.push(audios), batch.close())]
+    for k in range(3):
+        np.testing.assert_array_equal(outs[k].poses, refs[k][0].poses)
+    pool = SessionPool(model_int8, capacity=3)
+    plans = [dict(seed=s, audio=a, sizes=[320 + 700 * k], start=k) for k, (a, s) in enumerate(zip(audios, seeds))]
+    for got, ref in zip(drive_pool(pool, plans), refs):
+        assert_identical(got, ref)
+    f32 = alone(model, audios[0], seeds[0], [1000])
+    assert not np.array_equal(f32[0].poses, refs[0][0].poses)

@@ -1,0 +1,80 @@
+"""Weight-only int8 products (livegesture/model/quant.py): rows independent of their company (so the
+engine's front ends stay bit-identical in int8 too), rounding within half a step, the int8 step close
+to float32, and float32 untouched by it (docs/design.md §6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from livegesture.errors import LiveGestureError
+from livegesture.model.quant import int8_available, quantize_linear
+
+from ._util import audio_for, randomize_pilor, tiny_model
+
+pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch has no torch._weight_int8pack_mm")
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (96, 256), (512, 64)])
+def test_int8_rows_do_not_depend_on_the_other_rows(shape):
+    out, inp = shape
+    g = torch.Generator().manual_seed(0)
+    lin = quantize_linear(torch.randn(out, inp, generator=g))
+    row = torch.randn(1, inp, generator=g)
+    alone = lin(row)[0]
+    for m in (1, 2, 3, 4, 5, 8, 13):
+        company = torch.randn(m, inp, generator=g)
+        for at in (0, m):
+            x = torch.cat([company[:at], row, company[at:]])
+            assert torch.equal(lin(x)[at], alone), f"{m} other rows, row at {at}"
+
+
+def test_quantised_weights_are_within_half_a_step():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(40, 24, generator=g) * torch.logspace(-3, 1, 40)[:, None]  # rows of very different scale
+    lin = quantize_linear(w)
+    assert lin.weight.dtype == torch.int8 and lin.scale.dtype == torch.bfloat16
+    s = lin.scale.float()[:, None]
+    err = (w - lin.weight.float() * s).abs()
+    # half a step, plus what a bfloat16 scale a little below max|w| / 127 clips off the largest entry
+    assert (err <= 0.5 * s + w.abs().amax(1, keepdim=True) * 2 ** -8).all()
+    assert int(lin.weight.abs().max()) == 127
+    x = torch.randn(5, 24, generator=g)
+    ref = x @ w.t()
+    assert torch.allclose(lin(x), ref, rtol=0.05, atol=0.02 * float(ref.abs().max()))
+
+
+def _step_logits(model, tokens: int = 10, batch: int = 2) -> torch.Tensor:
+    feats_audio = audio_for(tokens, batch).to(torch.float32)
+    g = torch.Generator().manual_seed(3)
+    toks = torch.randint(model.codebook_size, (batch, model.num_regions, tokens), generator=g)
+    state = model.init_state(batch, guidance=True)
+    out = []
+    with torch.inference_mode():
+        feats = model.encode_audio(feats_audio, state)
+        for t in range(tokens):
+            out.append(model.step(state, feats[:, 4 * t:4 * t + 4], toks[:, :, t:t + 1], 1.5))
+    return torch.cat(out, dim=2)
+
+
+def test_int8_step_is_close_to_float32_and_float32_is_untouched():
+    model = tiny_model(dtype=torch.float32, codebook_size=64)
+    randomize_pilor(model)
+    ref = _step_logits(model)
+    full = model.inference_weight_nbytes()
+    model.set_inference_precision("int8")
+    assert model.inference_precision == "int8"
+    q = _step_logits(model)
+    assert model.inference_weight_nbytes() < 0.5 * full  # the products read int8 bytes
+    assert not torch.equal(q, ref)  # it is not the float32 path
+    scale = float(ref.abs().max())
+    assert float((q - ref).abs().max()) < 0.05 * scale
+    assert (q.argmax(-1) == ref.argmax(-1)).float().mean() > 0.9
+    model.set_inference_precision("float32")
+    assert torch.equal(_step_logits(model), ref)  # switching back rebuilds the exact float32 copies
+
+
+def test_unknown_precision_is_refused():
+    model = tiny_model(dtype=torch.float32)
+    with pytest.raises(LiveGestureError, match="unknown precision 'fp8'"):
+        model.set_inference_precision("fp8")
