@@ -4,10 +4,11 @@ Why: at batch 1 the KV-cached step multiplies a few rows by every weight of the 
 streams ~117 MB (base, float32) from memory per token, and the float32 GEMM kernels read those
 weights at a fraction of the memory bandwidth at 2-4 rows. PyTorch's weight-only int8 kernel
 (``torch._weight_int8pack_mm``: int8 weights (out, in), one scale per output channel, bfloat16
-rows) reads a quarter of the bytes and was measured 2-5x faster per product on the step's shapes
-(``benchmarks/matmul_cold.py``). Its rows are independent of one another (checked by
-``tests/model/test_quant.py``), so the engine's bit-identity across front ends holds inside the
-int8 path too.
+rows) reads a quarter of the bytes and was measured 2-5x faster per product on the step's shapes.
+Where its rows are independent of one another (:func:`int8_rows_independent` probes this CPU; it
+held on the AVX2 machine it was built on), the engine's bit-identity across front ends holds inside
+the int8 path too; a kernel that picks another code path for more rows (some builds do on CPUs with
+AMX) makes the front ends agree to bfloat16 rounding only.
 
 What it costs: the weights are rounded to 8 bits per output channel, the rows of each product to
 bfloat16 and its result to bfloat16 (accumulation is float32); residual streams, norms, attention,
@@ -18,11 +19,13 @@ every exactness test uses.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PRECISIONS", "Int8Linear", "check_precision", "int8_available", "quantize_linear"]
+__all__ = ["PRECISIONS", "Int8Linear", "check_precision", "int8_available", "int8_rows_independent",
+           "quantize_linear"]
 
 #: inference precisions of the step's matrix products
 PRECISIONS = ("float32", "int8")
@@ -63,6 +66,22 @@ class Int8Linear:
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
         y = torch._weight_int8pack_mm(flat, self.weight, self.scale)
         return y.to(x.dtype).reshape(*lead, self.out_features)
+
+
+@functools.cache
+def int8_rows_independent() -> bool:
+    """Whether this machine's int8 kernel gives a row the same bits whatever the number of rows beside it
+    (1 to 40, the row counts of the step's products), probed once on the step's shapes."""
+    if not int8_available():
+        return False
+    g = torch.Generator().manual_seed(0)
+    for out, inp in ((1024, 256), (256, 1024)):
+        lin = quantize_linear(torch.randn(out, inp, generator=g))
+        x = torch.randn(40, inp, generator=g)
+        alone = lin(x[:1])[0]
+        if not all(torch.equal(lin(x[:m])[0], alone) for m in (2, 3, 4, 5, 8, 9, 16, 33, 40)):
+            return False
+    return True
 
 
 def quantize_linear(weight: torch.Tensor) -> Int8Linear:

@@ -129,8 +129,14 @@ def model_int8(model_path) -> LiveGesture:
 
 
 def test_every_front_end_agrees_in_int8_too(model, model_int8):
-    """The int8 products are row-wise as well: lone sessions, a lockstep batch and the pool give the
-    same frames; and they are not the float32 frames (the int8 path really ran)."""
+    """Where this CPU's int8 kernel is row-wise (the probe; the AVX2 kernel is), lone sessions, a
+    lockstep batch and the pool give the same frames in int8 too; and they are not the float32 frames
+    (the int8 path really ran)."""
+    from livegesture.model.quant import int8_rows_independent
+
+    if not int8_rows_independent():
+        pytest.skip("this CPU's int8 kernel takes another code path for more rows: int8 front ends agree to "
+                    "bfloat16 rounding only (tests/model/test_quant.py checks that bound)")
     seeds = [4, 5, 4]
     audios = [audio_of(1.5, seed=k) for k in range(3)]
     refs = [alone(model_int8, a, s, [1000]) for a, s in zip(audios, seeds)]
