@@ -9,10 +9,11 @@ on), one process measures:
   sampling temperature (before top-k / top-p);
 * **free-running agreement**: each precision generates on its own from the same seed; the share of
   equal tokens and where the streams first part (after which they are two different samples);
+* **decoder difference**: float32's tokens through the float32 and the int8 decoders (joint angles);
 * **evaluation figures** of each precision's generated clip under ``--protocol beat2`` (BC, L1div;
   FGD with ``--extractor``), beside the ground truth, as ``livegesture evaluate`` computes them;
-* **step time** of both precisions alternated in one process (batch 1, guidance on), and the bytes each
-  reads.
+* **step and decode time** of both precisions alternated in one process (batch 1, guidance on), and
+  the bytes each step reads.
 
     OMP_NUM_THREADS=1 python benchmarks/precision_agreement.py --data ../shared/data/beat2
 """
@@ -40,7 +41,7 @@ def teacher_forced(models: dict, audio: torch.Tensor, sampling, seed: int) -> di
     feats = {p: m.encode_audio(audio[None], states[p]) for p, m in models.items()}  # no int8 audio path
     sampler = TokenSampler(sampling, [seed])
     prev = models["float32"].bos_inputs(1)
-    same, total, kls = 0, 0, []
+    same, total, kls, history = 0, 0, [], []
     for tau in range(feats["float32"].shape[1] // FRAMES_PER_TOKEN):
         sl = slice(FRAMES_PER_TOKEN * tau, FRAMES_PER_TOKEN * (tau + 1))
         logits = {p: m.step(states[p], feats[p][:, sl], prev, sampling.guidance_scale)[:, :, 0]
@@ -52,7 +53,34 @@ def teacher_forced(models: dict, audio: torch.Tensor, sampling, seed: int) -> di
         lp = {p: torch.log_softmax(v.double() / sampling.temperature, -1) for p, v in logits.items()}
         kls.append(float((lp["float32"].exp() * (lp["float32"] - lp["int8"])).sum(-1).mean()))
         prev = tok["float32"][:, :, None]
-    return {"tokens": total, "agreement": same / total, "kl_mean": statistics.fmean(kls)}
+        history.append(prev)
+    return {"tokens": total, "agreement": same / total, "kl_mean": statistics.fmean(kls),
+            "float32_tokens": torch.cat(history, dim=-1)[0]}
+
+
+def decoder_difference(bundle, tokens: torch.Tensor) -> dict[str, float]:
+    """The same tokens (R, T) through the float32 and the int8 grouped decoders: the angle between the
+    two poses of every joint and frame (degrees) and the root translation difference (m)."""
+    from livegesture.body.constants import REGIONS
+    from livegesture.body.rotations import axis_angle_to_matrix
+    from livegesture.motion import Motion
+    from livegesture.tokenizer.grouped import GroupedDecoder
+
+    motions = {}
+    for p in ("float32", "int8"):
+        dec = GroupedDecoder(bundle.tokenizer)
+        dec.set_precision(p)
+        st = dec.init_state(1)
+        parts = [dec.decode(tokens[None, :, t:t + 1], st) for t in range(tokens.shape[1])]
+        feats = {r: bundle.stats.denormalize(r, torch.cat([q[i] for q in parts], dim=1)[0].numpy())
+                 for i, r in enumerate(REGIONS)}
+        motions[p] = Motion.from_regions(feats)
+    a, b = (torch.from_numpy(motions[p].poses).double() for p in ("float32", "int8"))
+    ra, rb = axis_angle_to_matrix(a), axis_angle_to_matrix(b)
+    cos = ((ra.transpose(-1, -2) @ rb).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    ang = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
+    return {"mean_deg": float(ang.mean()), "p99_deg": float(torch.quantile(ang.flatten(), 0.99)),
+            "max_deg": float(ang.max())}
 
 
 def free_running(models: dict, audio: torch.Tensor, sampling, seed: int) -> dict[str, float]:
@@ -92,10 +120,12 @@ def main() -> None:
             for seed in range(a.seeds):
                 tf = teacher_forced(models, audio, sampling, seed)
                 fr = free_running(models, audio, sampling, seed)
+                dd = decoder_difference(bundle, tf["float32_tokens"])
                 print(f"{clip.id} seed {seed}: teacher-forced agreement {100 * tf['agreement']:.2f}% of "
                       f"{tf['tokens']} draws, mean KL {tf['kl_mean']:.2e} nats; free-running agreement "
                       f"{100 * fr['agreement']:.1f}% of {fr['tokens']} tokens, first difference at token "
-                      f"{fr['first_difference_token']}")
+                      f"{fr['first_difference_token']}; the same tokens decoded in int8: joint angle off by "
+                      f"{dd['mean_deg']:.3f} deg on average, p99 {dd['p99_deg']:.3f}, max {dd['max_deg']:.3f}")
     for seed in range(a.seeds):
         rows = {}
         for p in ("float32", "int8"):
@@ -108,21 +138,36 @@ def main() -> None:
         print(f"evaluate (protocol beat2) seed {seed}: {line}; ground truth BC {gt['bc']:.4f}, "
               f"L1div {gt['l1div']:.4f}")
     for size in (a.size,):
-        ms = {}
+        from livegesture.tokenizer.grouped import GroupedDecoder
+
+        rb = random_bundle(size)
+        ms, decs = {}, {}
         for p in ("float32", "int8"):
             ms[p] = random_bundle(size).model
             ms[p].set_inference_precision(p)
             ms[p].freeze_inference_weights()
+            decs[p] = GroupedDecoder(rb.tokenizer)
+            decs[p].set_precision(p)
+        ids = torch.randint(rb.model.codebook_size, (1, 4, 60), generator=torch.Generator().manual_seed(0))
         times: dict[str, list[float]] = {"float32": [], "int8": []}
+        dtimes: dict[str, list[float]] = {"float32": [], "int8": []}
         read = {p: step_read_bytes(m) for p, m in ms.items()}
-        for _ in range(3):
-            for p in times:
-                times[p].append(bench_step(ms[p], iters=30, bandwidth=False).cached_ms)
+        with torch.inference_mode():
+            for _ in range(3):
+                for p in times:
+                    times[p].append(bench_step(ms[p], iters=30, bandwidth=False).cached_ms)
+                    st = decs[p].init_state(1)
+                    for t in range(ids.shape[2]):
+                        t0 = time.perf_counter()
+                        decs[p].decode(ids[:, :, t:t + 1], st)
+                        if t >= 10:
+                            dtimes[p].append(1e3 * (time.perf_counter() - t0))
         f32, i8 = statistics.median(times["float32"]), statistics.median(times["int8"])
+        d32, d8 = statistics.median(dtimes["float32"]), statistics.median(dtimes["int8"])
         print(f"random '{size}' model, batch 1, guidance on, 1 thread, 3 alternated rounds: KV-cached step "
               f"float32 {f32:.2f} ms ({read['float32'] / 1e6:.1f} MB read), int8 {i8:.2f} ms "
-              f"({read['int8'] / 1e6:.1f} MB read): {f32 / i8:.2f}x")
-
+              f"({read['int8'] / 1e6:.1f} MB read): {f32 / i8:.2f}x; decoding one token float32 {d32:.2f} ms, "
+              f"int8 {d8:.2f} ms: {d32 / d8:.2f}x")
 
 if __name__ == "__main__":
     main()

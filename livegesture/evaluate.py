@@ -72,7 +72,8 @@ def evaluate_model(model_path: str | os.PathLike | None, data_dir: str | os.Path
     demo model when `model_path` is None) and score it beside the ground truth under `protocol`
     (:func:`livegesture.metrics.scoring.score_clips`). `out_dir` receives every generated clip
     as ``<id>.npz`` (BEAT2 layout, the frames that were scored, the clip's betas). `precision`:
-    the model step's matrix products (``float32``, or ``int8``: docs/design.md §6)."""
+    the matrix products of the model step and the decoders (``float32``, or ``int8``, which then runs
+    the engine's raw output exactly as ``generate --precision int8 --raw``: docs/design.md §6)."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
@@ -90,7 +91,12 @@ def evaluate_model(model_path: str | os.PathLike | None, data_dir: str | os.Path
     ext = load_extractor(extractor) if extractor is not None else None
     out = check_out_dir(out_dir, data_dir) if out_dir is not None else None
     bundle = ModelBundle.load(model_path)
-    bundle.model.set_inference_precision(precision)
+    engine = None
+    if precision != "float32":
+        from .cleanup import CleanupConfig
+        from .engine import LiveGesture
+
+        engine = LiveGesture(bundle, precision)
     files = _eval_clip_files(data_dir, bundle, split, ids)
     sampling = bundle.config.sampling
     if guidance_scale is not None:
@@ -102,8 +108,11 @@ def evaluate_model(model_path: str | os.PathLike | None, data_dir: str | os.Path
         if clip.motion is None or clip.audio is None or len(clip.motion) == 0:
             continue
         t1 = time.perf_counter()
-        tokens = bundle.model.generate_tokens(torch.from_numpy(clip.audio)[None], seed=seed, sampling=sampling)
-        gen = bundle.tokens_to_motion(tokens[0])
+        if engine is None:
+            tokens = bundle.model.generate_tokens(torch.from_numpy(clip.audio)[None], seed=seed, sampling=sampling)
+            gen = bundle.tokens_to_motion(tokens[0])
+        else:  # int8 step and decoders: what `generate --precision int8 --raw` gives
+            gen = engine.generate(clip.audio, seed=seed, sampling=sampling, cleanup=CleanupConfig.off())
         t2 = time.perf_counter()
         scored = clip_to_score(f, proto, gen, data=clip)
         clips.append(scored)

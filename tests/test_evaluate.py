@@ -33,3 +33,20 @@ def test_evaluate_generates_what_generate_does(model, model_path, tmp_path):  # 
     assert not torch.equal(other, toks)
     with pytest.raises(TypeError):  # no silent default any more
         b.model.generate_tokens(torch.from_numpy(clip.audio)[None], seed=2)
+
+
+def test_evaluate_int8_scores_what_generate_int8_gives(model_path, tmp_path):  # noqa: F811
+    from livegesture import LiveGesture
+
+    data = tmp_path / "data"
+    write_synthetic_beat2(data, n_clips=1, seconds=3.0, seed=4)
+    clip = load_clip(find_clips(data)[0])
+    ref = LiveGesture.load(model_path, precision="int8").generate(clip.audio, seed=1, cleanup=CleanupConfig.off())
+    res = evaluate_model(model_path, data, ids=[clip.id], seed=1, protocol="strict", out_dir=tmp_path / "o",
+                         progress=False, precision="int8")
+    assert res["precision"] == "int8"
+    scored = Motion.load(tmp_path / "o" / f"{clip.id}.npz")
+    assert 0 < len(scored) <= len(ref)
+    assert_same_motion(scored, ref[:len(scored)], tol=1e-6)
+    f32 = evaluate_model(model_path, data, ids=[clip.id], seed=1, protocol="strict", progress=False)
+    assert f32["precision"] == "float32" and f32["rows"]["generated"] != res["rows"]["generated"]

@@ -50,6 +50,7 @@ class LiveGesture:
         self.bundle.tokenizer.eval()
         # streaming decode of the 4 region tokenizers as one grouped computation (stacked weights)
         self._decoder = GroupedDecoder(bundle.tokenizer)
+        self._decoder.set_precision(precision)  # the decoders' products too
         # an engine never changes the weights: the stacked / fused copies are built once
         self.bundle.model.freeze_inference_weights()
         self._decoder._cache.frozen = True

@@ -249,7 +249,8 @@ class GroupedExperts(StackedWeights):
         from the state when not given).
 
         The token rows are carried padded to at least ``MIN_ROWS`` (zero rows, dropped at the end) so
-        that every product is row-invariant without padding each one."""
+        that every float32 product is row-invariant without padding each one (int8 products need no
+        padding)."""
         self.refresh()
         w, e0 = self.w, self.experts[0]
         N, R, n = inputs.shape
@@ -257,7 +258,7 @@ class GroupedExperts(StackedWeights):
             tables = self.tables(state, n, audio.dtype)
         d, K = e0.cfg.dim, e0.codebook_size
         M = N * n
-        Mp = max(M, MIN_ROWS)
+        Mp = M if self.q else max(M, MIN_ROWS)  # the int8 kernel is row-wise at any row count: no padding
         ids = inputs.permute(1, 0, 2).reshape(R, M)
         emb = torch.gather(w["tok"], 1, ids.clamp(max=K)[..., None].expand(R, M, d))
         emb = _pad(torch.where((ids == K + 1)[..., None], w["mask"], emb), Mp)

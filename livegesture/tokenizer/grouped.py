@@ -6,7 +6,8 @@ weights are stacked along a region axis (every linear and causal conv becomes on
 ``baddbmm``; the read-outs are zero-padded to the widest region and sliced), and the conv
 histories of all regions live in one state. Same math as
 :meth:`RegionTokenizer.decode` with a decoder state (tests/tokenizer/test_grouped_decode.py);
-the stacked copies are rebuilt whenever a parameter changes.
+the stacked copies are rebuilt whenever a parameter changes. With ``set_precision("int8")`` every
+product is weight-only int8, as in the model step (:mod:`livegesture.model.quant`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import torch.nn.functional as F
 from ..body.constants import REGIONS
 from ..model.grouped import StackedWeights, _b, _t
 from ..streaming.conv import CausalConv1d
-from ..streaming.rows import baddbmm_rows
 from ..streaming.state import StreamState
 from .svq import MotionTokenizer
 
@@ -39,6 +39,8 @@ class GroupedDecoder(StackedWeights):
             if c.stride != 1 or c.conv.groups != 1:
                 raise ValueError("grouped decoding needs stride-1, groups-1 causal convs")
         super().__init__(list(self.tok))
+        self.quantizable = ("post1", "post2", "skip", "inp", "unfold", "out",
+                            *(f"{i}.{k}" for i in range(len(self.convs)) for k in ("conv", "proj")))
 
     def build(self) -> dict[str, torch.Tensor]:
         T, D = self.tok, [t.decoder for t in self.tok]
@@ -84,9 +86,9 @@ class GroupedDecoder(StackedWeights):
         if d > 1:
             taps = taps[..., ::d]
         cols = taps.reshape(R, B * n, h * k)
-        y = baddbmm_rows(self.w[f"{i}.convb"], cols, self.w[f"{i}.conv"])
+        y = self.mm(f"{i}.conv", cols, pad=True)
         buf.copy_(z[:, :, z.shape[2] - P:].permute(1, 0, 3, 2))
-        y = baddbmm_rows(self.w[f"{i}.projb"], F.gelu(y), self.w[f"{i}.proj"])
+        y = self.mm(f"{i}.proj", F.gelu(y), pad=True)
         return x + y.view(R, B, n, h)
 
     def decode(self, ids: torch.Tensor, state: StreamState) -> list[torch.Tensor]:
@@ -95,19 +97,18 @@ class GroupedDecoder(StackedWeights):
         w = self.w
         B, R, n = ids.shape
         if n == 0:
-            return [w["inp"].new_zeros(B, 0, dim) for dim in self.dims]
+            return [w["inpb"].new_zeros(B, 0, dim) for dim in self.dims]
         idx = ids.permute(1, 0, 2).reshape(R, B * n)
         # code vectors through each region's own quantizer (flat or pair codebooks look up differently)
         c = torch.stack([t.quantizer.lookup(idx[r]) for r, t in enumerate(self.tok)])
-        z = (baddbmm_rows(w["post2b"], F.gelu(baddbmm_rows(w["post1b"], c, w["post1"])), w["post2"])
-             + baddbmm_rows(w["skipb"], c, w["skip"]))
-        x = baddbmm_rows(w["inpb"], z, w["inp"])
+        z = self.mm("post2", F.gelu(self.mm("post1", c, pad=True)), pad=True) + self.mm("skip", c, pad=True)
+        x = self.mm("inp", z, pad=True)
         h = x.shape[-1]
         x = x.view(R, B, n, h)
         nb = len(self.convs) - 1
         for i in range(nb):
             x = self._res(i, x, state[f"{i}"])
-        x = baddbmm_rows(w["unfoldb"], x.reshape(R, B * n, h), w["unfold"]).view(R, B, 4 * n, h)
+        x = self.mm("unfold", x.reshape(R, B * n, h), pad=True).view(R, B, 4 * n, h)
         x = self._res(nb, x, state[f"{nb}"])
-        y = baddbmm_rows(w["outb"], F.gelu(x.reshape(R, B * 4 * n, h)), w["out"]).view(R, B, 4 * n, -1)
+        y = self.mm("out", F.gelu(x.reshape(R, B * 4 * n, h)), pad=True).view(R, B, 4 * n, -1)
         return [y[r, :, :, :dim] for r, dim in enumerate(self.dims)]

@@ -31,3 +31,30 @@ def test_grouped_decode_equals_per_region(sizes):
             assert got[i].shape == (B, 4 * n, REGION_DIMS[r])
             assert torch.allclose(got[i], ref, atol=1e-10, rtol=0), r
         t += n
+
+
+@torch.no_grad()
+@pytest.mark.skipif(not hasattr(torch, "_weight_int8pack_mm"), reason="this torch has no int8 kernel")
+def test_int8_grouped_decode_is_close_to_float32():
+    """``set_precision("int8")``: every product of the decoders in weight-only int8 (docs/design.md §6):
+    not the float32 frames, but within a few per cent of their spread; back to float32 is exact again."""
+    torch.manual_seed(0)
+    tok = MotionTokenizer(TokenizerConfig(hidden=32, latent_dim=16, code_dim=8, codebook_size=12)).eval()
+    for p in tok.parameters():
+        p.add_(0.1 * torch.randn_like(p))
+    ids = torch.randint(12, (2, 4, 8), generator=torch.Generator().manual_seed(1))
+    gd = GroupedDecoder(tok)
+
+    def frames():
+        st = gd.init_state(2)
+        return [torch.cat(v, dim=1) for v in zip(*(gd.decode(ids[:, :, t:t + 1], st) for t in range(8)))]
+
+    ref = frames()
+    gd.set_precision("int8")
+    got = frames()
+    gd.set_precision("float32")
+    again = frames()
+    for r, a, b, c in zip(REGIONS, ref, got, again):
+        assert not torch.equal(a, b), r
+        assert float((a - b).abs().max()) < 0.05 * float(a.std()) + 1e-6, r
+        assert torch.equal(a, c), r
