@@ -1,4 +1,4 @@
-"""Weight-only int8 matrix products for the streaming step (docs/design.md §6, "Precision").
+"""Weight-only int8 matrix products for the model step and the decoders (docs/design.md §6, "Precision").
 
 Why: at batch 1 the KV-cached step multiplies a few rows by every weight of the model, so it
 streams ~117 MB (base, float32) from memory per token, and the float32 GEMM kernels read those
@@ -7,8 +7,8 @@ weights at a fraction of the memory bandwidth at 2-4 rows. PyTorch's weight-only
 rows) reads a quarter of the bytes and was measured 2-5x faster per product on the step's shapes.
 Where its rows are independent of one another (:func:`int8_rows_independent` probes this CPU; it
 held on the AVX2 machine it was built on), the engine's bit-identity across front ends holds inside
-the int8 path too; a kernel that picks another code path for more rows (some builds do on CPUs with
-AMX) makes the front ends agree to bfloat16 rounding only.
+the int8 path too; on a CPU where the kernel took another code path for more rows, the front ends
+would agree to bfloat16 rounding only.
 
 What it costs: the weights are rounded to 8 bits per output channel, the rows of each product to
 bfloat16 and its result to bfloat16 (accumulation is float32); residual streams, norms, attention,
