@@ -68,7 +68,7 @@ def write_json(path: Path, obj: Any) -> None:
     typer.echo(f"wrote {path}")
 
 
-PRECISION_HELP = ("matrix products of the model step: float32 (exact, default) or int8 (weight-only int8: "
+PRECISION_HELP = ("matrix products of the model step and decoders: float32 (exact, default) or int8 (weight-only int8: "
                   "faster on a CPU, close to float32 but not equal; docs/design.md §6 states its measured cost)")
 
 
