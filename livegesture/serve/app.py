@@ -72,7 +72,8 @@ def create_app(engine: LiveGesture, config: ServerConfig | None = None, warmup: 
         sched: Scheduler = app.state.scheduler
         return JSONResponse({"status": "ok", "sessions": len(sched.sessions), "pool_sessions": len(sched.pool),
                              "capacity": config.max_sessions, "fps": FPS, "sample_rate": SAMPLE_RATE,
-                             "words": engine.has_text, "token_required": access.token is not None})
+                             "words": engine.has_text, "token_required": access.token is not None,
+                             "precision": engine.precision})
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:

@@ -56,7 +56,7 @@ def test_real_time_client_gets_frames_as_they_become_final(server, model):
 
 def test_health_and_metrics(server):
     h = httpx.get(server.http + "/health").json()
-    assert h["status"] == "ok" and h["capacity"] == 16
+    assert h["status"] == "ok" and h["capacity"] == 16 and h["precision"] == "float32"
     stream_audio_sync(server.url, audio_of(1.0), realtime=False)
     text = httpx.get(server.http + "/metrics").text
     for name in ("livegesture_sessions_active", "livegesture_sessions_total", "livegesture_frames_sent_total",

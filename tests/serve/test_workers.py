@@ -63,6 +63,26 @@ def test_access_settings_reach_every_worker(model, model_path):
         proc.wait(timeout=30)
 
 
+def test_precision_reaches_every_worker(model_path):
+    """--precision int8 travels to the worker processes: /health says so whichever worker answers, and a
+    client gets what the int8 engine generates."""
+    import httpx
+
+    from livegesture import LiveGesture
+
+    proc, url = start_server(model_path, max_sessions=2, threads=1, workers=2, extra=("--precision", "int8"))
+    try:
+        http = url.replace("ws://", "http://").rsplit("/ws", 1)[0]
+        assert {httpx.get(http + "/health", timeout=10).json()["precision"] for _ in range(6)} == {"int8"}
+        a = pcm16_exact(audio_of(1.0, seed=41))
+        r = asyncio.run(stream_audio(url, a, seed=2, realtime=False))
+        np.testing.assert_array_equal(r.motion.poses, LiveGesture.load(model_path, precision="int8")
+                                      .generate(a, seed=2).poses)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_bad_worker_options_are_user_errors(model_path):
     for args in (["serve", "--workers", "0"], ["bench-server", "--workers", "1,x"]):
         res = CliRunner().invoke(app, [*args, "--model", str(model_path)])
