@@ -33,6 +33,7 @@ class GroupedFuse(StackedWeights):
     def __init__(self, fuse: XARFuse):
         super().__init__([fuse])
         self.fuse = fuse
+        self.quantizable = ("pilor", "head")  # stacked (R, in, out); the single linears are `self.linears`
 
     def build(self) -> dict[str, torch.Tensor]:
         f = self.fuse
@@ -67,11 +68,7 @@ class GroupedFuse(StackedWeights):
     def quantize(self, w: dict[str, torch.Tensor]) -> dict[str, list[Int8Linear]]:
         """Int8 copies of every linear of the step (a list of one) and of the stacked PILOR adapters and
         heads (one per region); removed from `w`."""
-        q = {name: [quantize_linear(w.pop(name))] for name in self.linears}
-        for name in ("pilor", "head"):
-            if name in w:
-                q[name] = [quantize_linear(m.t()) for m in w.pop(name)]
-        return q
+        return {**{name: [quantize_linear(w.pop(name))] for name in self.linears}, **super().quantize(w)}
 
     def linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """``F.linear`` of the step's linear `name` on x (..., in), float32 or int8."""
