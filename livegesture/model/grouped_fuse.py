@@ -152,11 +152,7 @@ class GroupedFuse(StackedWeights):
 
     def _spatial(self, i: int, layer, x: torch.Tensor) -> torch.Tensor:
         """:class:`~.layers.RegionAttention` of block `i` on x (N, R, d) with the step's linears."""
-        N, G, D = x.shape
-        q, k, v = self.linear(f"{i}.sqkv", x).view(N, G, 3, layer.num_heads, layer.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.linear(f"{i}.so", out.transpose(1, 2).reshape(N, G, D))
-
+        return layer.attend(x, lambda t: self.linear(f"{i}.sqkv", t), lambda t: self.linear(f"{i}.so", t))
 
 def _heads(t: torch.Tensor, H: int) -> torch.Tensor:
     B, T, D = t.shape

@@ -130,10 +130,15 @@ class RegionAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attend(x, self.qkv, self.out_proj)
+
+    def attend(self, x: torch.Tensor, qkv, out_proj) -> torch.Tensor:
+        """The attention with other callables for the two projections (the grouped fuse passes its
+        float32 or int8 copies of ``qkv`` and ``out_proj``)."""
         N, G, D = x.shape
-        q, k, v = self.qkv(x).view(N, G, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv(x).view(N, G, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return self.out_proj(out.transpose(1, 2).reshape(N, G, D))
+        return out_proj(out.transpose(1, 2).reshape(N, G, D))
 
 
 def group_state(state: StreamState, batch_size: int) -> StreamState:
