@@ -246,11 +246,9 @@ class LiveGestureModel(nn.Module):
         experts = g.weight_nbytes() - g.w["tok"].numel() * g.w["tok"].element_size()
         if not g.linear_heads:
             experts += sum(p.numel() * p.element_size() for e in self.experts.values() for p in e.head.parameters())
-        in_w = {id(t) for t in f.w.values()}
-        lin_params = {id(m.weight) for m in self.fuse.modules() if isinstance(m, torch.nn.Linear)}
-        lin_params |= {id(m.bias) for m in self.fuse.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None}
-        rest = sum(p.numel() * p.element_size() for p in self.fuse.parameters()
-                   if id(p) not in in_w and id(p) not in lin_params)
+        # every Linear of the fuse is read through the copies (or, for non-linear heads, counted below)
+        lin_params = {id(p) for m in self.fuse.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters()}
+        rest = sum(p.numel() * p.element_size() for p in self.fuse.parameters() if id(p) not in lin_params)
         if not f.linear_heads:
             rest += sum(p.numel() * p.element_size() for p in self.fuse.classifiers.parameters())
         return experts + f.weight_nbytes() + rest
