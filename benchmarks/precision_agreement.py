@@ -38,7 +38,8 @@ def teacher_forced(models: dict, audio: torch.Tensor, sampling, seed: int) -> di
     """Float32 generates; int8 steps on float32's history with the same uniforms (`models`: one loaded
     model per precision)."""
     states = {p: m.init_state(1, guidance=sampling.guided) for p, m in models.items()}
-    feats = {p: m.encode_audio(audio[None], states[p]) for p, m in models.items()}  # no int8 audio path
+    f = models["float32"].encode_audio(audio[None], states["float32"])  # the audio encoder has no int8 path
+    feats = {p: f for p in models}
     sampler = TokenSampler(sampling, [seed])
     prev = models["float32"].bos_inputs(1)
     same, total, kls, history = 0, 0, [], []
