@@ -10,6 +10,11 @@ held on the AVX2 machine it was built on), the engine's bit-identity across fron
 the int8 path too; on a CPU where the kernel took another code path for more rows, the front ends
 would agree to bfloat16 rounding only.
 
+The kernel needs the input width to be a multiple of 16: on an AVX-512 CPU (seen: AMD EPYC Zen 4,
+torch 2.13.0) other widths gave wrong results or a segmentation fault, so weights are stored with
+their input width padded by zero columns to a multiple of :data:`K_MULTIPLE` and rows padded to
+match (zeros add nothing, so the products are unchanged).
+
 What it costs: the weights are rounded to 8 bits per output channel, the rows of each product to
 bfloat16 and its result to bfloat16 (accumulation is float32); residual streams, norms, attention,
 softmax and sampling stay float32. ``benchmarks/precision_agreement.py`` measures the token
@@ -24,11 +29,14 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PRECISIONS", "Int8Linear", "check_precision", "int8_available", "int8_rows_independent",
-           "quantize_linear"]
+__all__ = ["K_MULTIPLE", "PRECISIONS", "Int8Linear", "check_precision", "int8_available",
+           "int8_rows_independent", "pad_rows", "quantize_linear"]
 
 #: inference precisions of the step's matrix products
 PRECISIONS = ("float32", "int8")
+
+#: the int8 kernel's input width must be a multiple of this (see the module doc)
+K_MULTIPLE = 16
 
 
 def check_precision(precision: str) -> str:
@@ -60,12 +68,22 @@ class Int8Linear:
     def out_features(self) -> int:
         return int(self.weight.shape[0])
 
+    @property
+    def in_features(self) -> int:
+        """The stored (padded) input width; rows of any width up to it are padded by :func:`pad_rows`."""
+        return int(self.weight.shape[1])
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., I) float32 -> (..., O) float32."""
         lead = x.shape[:-1]
-        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        flat = pad_rows(x.reshape(-1, x.shape[-1]).to(torch.bfloat16), self.in_features)
         y = torch._weight_int8pack_mm(flat, self.weight, self.scale)
         return y.to(x.dtype).reshape(*lead, self.out_features)
+
+
+def pad_rows(x: torch.Tensor, width: int) -> torch.Tensor:
+    """x (..., I) with zero columns appended up to `width` (the int8 weights' padded input width)."""
+    return x if x.shape[-1] == width else torch.nn.functional.pad(x, (0, width - x.shape[-1]))
 
 
 @functools.cache
@@ -86,8 +104,10 @@ def int8_rows_independent() -> bool:
 
 def quantize_linear(weight: torch.Tensor) -> Int8Linear:
     """Symmetric per-output-channel int8 of a float (out, in) weight: scale = max |w| / 127 of each
-    row (held in bfloat16, the kernel's scale type), values rounded to the nearest step."""
+    row (held in bfloat16, the kernel's scale type), values rounded to the nearest step; the input
+    width padded with zero columns to a multiple of :data:`K_MULTIPLE`."""
     w = weight.detach().float()
     scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).to(torch.bfloat16)
     q = torch.round(w / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)
+    q = pad_rows(q, -(-q.shape[1] // K_MULTIPLE) * K_MULTIPLE)
     return Int8Linear(q.contiguous(), scale.contiguous())

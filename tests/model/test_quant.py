@@ -15,7 +15,7 @@ from ._util import audio_for, randomize_pilor, tiny_model
 pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch has no torch._weight_int8pack_mm")
 
 
-@pytest.mark.parametrize("shape", [(64, 32), (96, 256), (512, 64)])
+@pytest.mark.parametrize("shape", [(64, 32), (96, 256), (512, 64), (48, 24)])
 def test_int8_rows_do_not_depend_on_the_other_rows(shape):
     """Bit for bit where the probe says this CPU's kernel is row-wise (the AVX2 kernel is); otherwise
     (a kernel that switches code path with the row count) to bfloat16 rounding."""
@@ -40,13 +40,28 @@ def test_quantised_weights_are_within_half_a_step():
     lin = quantize_linear(w)
     assert lin.weight.dtype == torch.int8 and lin.scale.dtype == torch.bfloat16
     s = lin.scale.float()[:, None]
-    err = (w - lin.weight.float() * s).abs()
+    assert lin.in_features == 32 and not lin.weight[:, 24:].any()  # width padded with zeros to 16k
+    err = (w - lin.weight[:, :24].float() * s).abs()
     # half a step, plus what a bfloat16 scale a little below max|w| / 127 clips off the largest entry
     assert (err <= 0.5 * s + w.abs().amax(1, keepdim=True) * 2 ** -8).all()
     assert int(lin.weight.abs().max()) == 127
     x = torch.randn(5, 24, generator=g)
     ref = x @ w.t()
     assert torch.allclose(lin(x), ref, rtol=0.05, atol=0.02 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("width", [8, 24, 40, 120, 136, 264])
+@pytest.mark.parametrize("rows", [1, 2, 5, 17, 40])
+def test_int8_products_of_any_input_width(width, rows):
+    """The kernel itself needs widths of 16k (other widths gave wrong sums or a segmentation fault on an
+    AVX-512 CPU); the padded weights give the product of the unpadded ones for every width."""
+    g = torch.Generator().manual_seed(width * 100 + rows)
+    w = torch.randn(17, width, generator=g)
+    lin = quantize_linear(w)
+    assert lin.in_features % 16 == 0 and lin.in_features - width < 16
+    x = torch.randn(rows, width, generator=g)
+    ref = x.to(torch.bfloat16).float() @ (lin.weight[:, :width].float() * lin.scale.float()[:, None]).t()
+    torch.testing.assert_close(lin(x), ref, rtol=2 ** -7, atol=2 ** -7 * float(ref.abs().max()))
 
 
 def _step_logits(model, tokens: int = 10, batch: int = 2) -> torch.Tensor:
