@@ -6,7 +6,7 @@ weights at a fraction of the memory bandwidth at 2-4 rows. PyTorch's weight-only
 (``torch._weight_int8pack_mm``: int8 weights (out, in), one scale per output channel, bfloat16
 rows) reads a quarter of the bytes and was measured 2-5x faster per product on the step's shapes.
 Where its rows are independent of one another (:func:`int8_rows_independent` probes this CPU; it
-held on the AVX2 machine it was built on), the engine's bit-identity across front ends holds inside
+held on the AVX2 machine it was built on and on an AVX-512 AMD EPYC), the engine's bit-identity across front ends holds inside
 the int8 path too; on a CPU where the kernel took another code path for more rows, the front ends
 would agree to bfloat16 rounding only.
 
