@@ -25,7 +25,7 @@ from ..streaming.rope import RotaryEmbedding, rotate
 from ..streaming.rows import MIN_ROWS, baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .expert import RegionExpert
-from .quant import Int8Linear, check_precision, pad_rows, quantize_linear
+from .quant import Int8Linear, check_precision, pad_width, quantize_linear
 
 
 #: bumped whenever any module registers a parameter (construction, ``module.weight = Parameter(...)``,
@@ -114,7 +114,7 @@ class StackedWeights:
         if q is None:
             bmm = baddbmm_rows if pad else torch.baddbmm
             return bmm(self.w[name + "b"], x, self.w[name])
-        xb = pad_rows(x.to(torch.bfloat16), q[0].in_features)  # the rows of every region converted at once
+        xb = pad_width(x.to(torch.bfloat16), q[0].in_features)  # the rows of every region converted at once
         y = torch.stack([torch._weight_int8pack_mm(xb[r], lin.weight, lin.scale) for r, lin in enumerate(q)])
         return y.to(x.dtype).add_(self.w[name + "b"])
 

@@ -6,9 +6,9 @@ weights at a fraction of the memory bandwidth at 2-4 rows. PyTorch's weight-only
 (``torch._weight_int8pack_mm``: int8 weights (out, in), one scale per output channel, bfloat16
 rows) reads a quarter of the bytes and was measured 2-5x faster per product on the step's shapes.
 Where its rows are independent of one another (:func:`int8_rows_independent` probes this CPU; it
-held on the AVX2 machine it was built on and on an AVX-512 AMD EPYC), the engine's bit-identity across front ends holds inside
-the int8 path too; on a CPU where the kernel took another code path for more rows, the front ends
-would agree to bfloat16 rounding only.
+held on the AVX2 machine it was built on and on an AVX-512 AMD EPYC), the engine's bit-identity
+across front ends holds inside the int8 path too; on a CPU where the kernel took another code path
+for more rows, the front ends would agree to bfloat16 rounding only.
 
 The kernel needs the input width to be a multiple of 16: on an AVX-512 CPU (seen: AMD EPYC Zen 4,
 torch 2.13.0) other widths gave wrong results or a segmentation fault, so weights are stored with
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["K_MULTIPLE", "PRECISIONS", "Int8Linear", "check_precision", "int8_available",
-           "int8_rows_independent", "pad_rows", "quantize_linear"]
+           "int8_rows_independent", "pad_width", "quantize_linear"]
 
 #: inference precisions of the step's matrix products
 PRECISIONS = ("float32", "int8")
@@ -70,19 +70,20 @@ class Int8Linear:
 
     @property
     def in_features(self) -> int:
-        """The stored (padded) input width; rows of any width up to it are padded by :func:`pad_rows`."""
+        """The stored (padded) input width; inputs of any width up to it are padded by :func:`pad_width`."""
         return int(self.weight.shape[1])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., I) float32 -> (..., O) float32."""
         lead = x.shape[:-1]
-        flat = pad_rows(x.reshape(-1, x.shape[-1]).to(torch.bfloat16), self.in_features)
+        flat = pad_width(x.reshape(-1, x.shape[-1]).to(torch.bfloat16), self.in_features)
         y = torch._weight_int8pack_mm(flat, self.weight, self.scale)
         return y.to(x.dtype).reshape(*lead, self.out_features)
 
 
-def pad_rows(x: torch.Tensor, width: int) -> torch.Tensor:
-    """x (..., I) with zero columns appended up to `width` (the int8 weights' padded input width)."""
+def pad_width(x: torch.Tensor, width: int) -> torch.Tensor:
+    """x (..., I) with zero columns appended up to `width` (the int8 weights' padded input width; not
+    :mod:`livegesture.streaming.rows`' padding, which adds rows)."""
     return x if x.shape[-1] == width else torch.nn.functional.pad(x, (0, width - x.shape[-1]))
 
 
@@ -109,5 +110,5 @@ def quantize_linear(weight: torch.Tensor) -> Int8Linear:
     w = weight.detach().float()
     scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).to(torch.bfloat16)
     q = torch.round(w / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)
-    q = pad_rows(q, -(-q.shape[1] // K_MULTIPLE) * K_MULTIPLE)
+    q = pad_width(q, -(-q.shape[1] // K_MULTIPLE) * K_MULTIPLE)
     return Int8Linear(q.contiguous(), scale.contiguous())
