@@ -6,13 +6,21 @@ DRAM. This times the products the grouped experts use, shape (4 regions, M rows,
 a ring of weight copies larger than the last-level cache, next to the read bandwidth of a plain sum,
 in one process: how far the GEMM kernels are from the memory floor, and what bfloat16 weights buy.
 
+With a C++ compiler on the machine (``--hand``, the default when one is found), a third column
+times the hand-written streaming kernel of ``benchmarks/kernels/stream_rows.cpp`` (tile-packed
+weights read once, sequentially) on the same weights, with its largest difference from ``baddbmm``
+and whether its rows are independent of the row count: what a kernel written for this shape buys
+over the library's. The package does not use that kernel (docs/design.md section 6 says why).
+
     OMP_NUM_THREADS=1 python benchmarks/matmul_cold.py
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,19 +35,38 @@ def timed(fn, copies: int, rounds: int = 3) -> float:
     return (time.perf_counter() - t0) / (rounds * copies)
 
 
+def hand_kernel():
+    """The compiled kernel module of kernels/stream_rows.cpp, or None (with the reason printed)."""
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        print("hand-written kernel: not timed (no C++ compiler on this machine)")
+        return None
+    from torch.utils.cpp_extension import load
+    src = Path(__file__).with_name("kernels") / "stream_rows.cpp"
+    try:
+        return load("livegesture_stream_rows", [str(src)], extra_cflags=["-O3", "-march=native", "-fopenmp-simd",
+                                                                         "-ffp-contract=off"])
+    except Exception as e:  # a compiler that cannot build torch extensions: report, time the rest
+        print(f"hand-written kernel: not timed (build failed: {str(e).splitlines()[0][:120]})")
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ring-mb", type=float, default=192.0, help="total size of the weight ring (> the caches)")
+    ap.add_argument("--hand", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the hand-written streaming kernel (needs a C++ compiler)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    hand = hand_kernel() if a.hand else None
     x = torch.ones(64 * 2 ** 20)
     x.sum()
     t = timed(lambda i: x.sum(), 1, 5)
     print(f"read bandwidth (sum of 256 MB): {x.numel() * 4 / t / 1e9:.1f} GB/s")
     del x
     R = 4
-    print("shape (R, M, I) x (R, I, O)  |  fp32 baddbmm  |  bf16 bmm (weights and rows in bf16)")
+    print("shape (R, M, I) x (R, I, O)  |  fp32 baddbmm  |  bf16 bmm (weights and rows in bf16)"
+          + ("  |  hand kernel, fp32 (vs baddbmm)" if hand else ""))
     for M in (2, 4, 8):
         for I, O in ((256, 1024), (1024, 256), (256, 256)):
             nbytes = R * I * O * 4
@@ -51,9 +78,24 @@ def main() -> None:
             with torch.inference_mode():
                 t32 = timed(lambda i: torch.baddbmm(b, xs, w[i]), copies)
                 t16 = timed(lambda i: torch.bmm(xb, wb[i]), copies)
-            print(f"({R}, {M}, {I}) x ({R}, {I}, {O})  |  {1e6 * t32:6.0f} us {nbytes / t32 / 1e9:5.1f} GB/s  |  "
-                  f"{1e6 * t16:6.0f} us {nbytes / 2 / t16 / 1e9:5.1f} GB/s ({t32 / t16:.2f}x faster)")
-            del w, wb
+            line = (f"({R}, {M}, {I}) x ({R}, {I}, {O})  |  {1e6 * t32:6.0f} us {nbytes / t32 / 1e9:5.1f} GB/s  |  "
+                    f"{1e6 * t16:6.0f} us {nbytes / 2 / t16 / 1e9:5.1f} GB/s ({t32 / t16:.2f}x faster)")
+            del wb
+            if hand is not None:
+                ref = torch.baddbmm(b, xs, w[0])
+                p = [hand.pack(v) for v in w]
+                w = []
+                with torch.inference_mode():
+                    th = timed(lambda i: hand.baddbmm_stream(b, xs, p[i]), copies)
+                    ts = timed(lambda i: p[i].sum(), copies)
+                got = hand.baddbmm_stream(b, xs, p[0])
+                alone = all(torch.equal(hand.baddbmm_stream(b, xs[:, m:m + 1], p[0])[:, 0], got[:, m]) for m in range(M))
+                line += (f"  |  {1e6 * th:6.0f} us {nbytes / th / 1e9:5.1f} GB/s ({t32 / th:.2f}x faster; a sum of "
+                         f"the same bytes {nbytes / ts / 1e9:.1f} GB/s; max diff {float((got - ref).abs().max()):.1e}, "
+                         f"rows independent: {alone})")
+                del p
+            print(line)
+            del w
 
 
 if __name__ == "__main__":

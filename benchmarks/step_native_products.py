@@ -1,0 +1,99 @@
+"""What a hand-written product kernel would buy the whole streaming step (issue 13).
+
+`benchmarks/matmul_cold.py` times single products; this puts the streaming kernel of
+``benchmarks/kernels/stream_rows.cpp`` under every float32 product of the grouped experts and
+the fuse (products whose output width is a multiple of 64; the rest stay on the library) and
+times the KV-cached step both ways, alternated in one process on states fed the same inputs,
+next to the memory floor that ``livegesture bench`` uses. The package does not use the kernel:
+this measures the lever before anyone builds it in (docs/design.md section 6).
+
+    OMP_NUM_THREADS=1 python benchmarks/step_native_products.py [--size base] [--batch 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from livegesture.bench import memory_bandwidth_gbs, random_bundle, step_read_bytes
+from livegesture.model import grouped, grouped_fuse
+
+
+class NativeProducts:
+    """Swaps StackedWeights.mm and GroupedFuse.linear for the streaming kernel while active."""
+
+    def __init__(self, ext):
+        self.ext, self.packed = ext, {}
+        self.mm, self.linear = grouped.StackedWeights.mm, grouped_fuse.GroupedFuse.linear
+
+    def _pack(self, key, w: torch.Tensor, transpose: bool) -> torch.Tensor:
+        p = self.packed.get(key)
+        if p is None:
+            p = self.packed[key] = self.ext.pack(w.t()[None].contiguous() if transpose else w)
+        return p
+
+    def use(self, on: bool) -> None:
+        nat, mm0, lin0 = self, self.mm, self.linear
+
+        def mm(sw, name, x, pad=False):
+            w = sw.w.get(name)
+            if sw.q or w is None or w.shape[2] % 64:
+                return mm0(sw, name, x, pad)
+            return nat.ext.baddbmm_stream(sw.w[name + "b"], x, nat._pack((id(sw), name), w, False))
+
+        def linear(gf, name, x):
+            w = gf.w.get(name)
+            if gf.q or w is None or w.shape[0] % 64:
+                return lin0(gf, name, x)
+            y = nat.ext.baddbmm_stream(gf.w[name + "b"].view(1, 1, -1), x.reshape(1, -1, x.shape[-1]),
+                                       nat._pack((id(gf), name), w, True))
+            return y.view(*x.shape[:-1], -1)
+
+        grouped.StackedWeights.mm = mm if on else mm0
+        grouped_fuse.GroupedFuse.linear = linear if on else lin0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="base")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=60)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    from torch.utils.cpp_extension import load
+    ext = load("livegesture_stream_rows", [str(Path(__file__).with_name("kernels") / "stream_rows.cpp")],
+               extra_cflags=["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off"])
+    model = random_bundle(a.size).model
+    nat = NativeProducts(ext)
+    cfg, B = model.config, a.batch
+    H = cfg.window_tokens
+    g = torch.Generator().manual_seed(1)
+    T = H + 8 + a.iters
+    feats = torch.randn(B, 4 * T, cfg.audio.dim, generator=g)
+    toks = torch.randint(cfg.codebook_size, (B, model.num_regions, T), generator=g)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with torch.inference_mode():
+        states = {on: model.init_state(B, guidance=True) for on in (False, True)}
+        for t in range(T):
+            out = {}
+            for on in (False, True):
+                nat.use(on)
+                t0 = time.perf_counter()
+                out[on] = model.step(states[on], feats[:, 4 * t:4 * t + 4], toks[:, :, t:t + 1], 1.5)
+                if t >= H + 8:
+                    times[on].append(time.perf_counter() - t0)
+    nat.use(False)
+    floor = 1e3 * step_read_bytes(model, B, True) / (1e9 * memory_bandwidth_gbs())
+    lib, hand = (1e3 * statistics.median(times[on]) for on in (False, True))
+    print(f"{a.size} model, batch {B}, guidance on, one thread: KV-cached step {lib:.2f} ms with the library's "
+          f"products ({lib / floor:.2f}x the floor), {hand:.2f} ms with the streaming kernel ({hand / floor:.2f}x); "
+          f"floor {floor:.2f} ms; {lib / hand:.2f}x faster; last logits differ by "
+          f"{float((out[False] - out[True]).abs().max()):.1e}")
+
+
+if __name__ == "__main__":
+    main()
