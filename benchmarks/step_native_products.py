@@ -4,7 +4,9 @@
 ``benchmarks/kernels/stream_rows.cpp`` under every float32 product of the grouped experts and
 the fuse (products whose output width is a multiple of 64; the rest stay on the library) and
 times the KV-cached step both ways, alternated in one process on states fed the same inputs,
-next to the memory floor that ``livegesture bench`` uses. The package does not use the kernel:
+next to the memory floor that ``livegesture bench`` uses and to the same graph at width 64
+(model and audio dims 64: a sixteenth of the weights, all in cache), whose time is the per-op
+part of the step that no product kernel removes. The package does not use the kernel:
 this measures the lever before anyone builds it in (docs/design.md section 6).
 
     OMP_NUM_THREADS=1 python benchmarks/step_native_products.py [--size base] [--batch 1]
@@ -57,6 +59,34 @@ class NativeProducts:
         grouped_fuse.GroupedFuse.linear = linear if on else lin0
 
 
+def step_times(model, nat: NativeProducts | None, iters: int, batch: int) -> tuple[dict, torch.Tensor]:
+    """Median KV-cached step (ms) with the library's products and, given `nat`, the kernel's (alternated),
+    after a full window; and the largest difference of the last logits."""
+    cfg = model.config
+    H = cfg.window_tokens
+    g = torch.Generator().manual_seed(1)
+    T = H + 8 + iters
+    feats = torch.randn(batch, 4 * T, cfg.audio.dim, generator=g)
+    toks = torch.randint(cfg.codebook_size, (batch, model.num_regions, T), generator=g)
+    modes = (False, True) if nat is not None else (False,)
+    times: dict[bool, list[float]] = {on: [] for on in modes}
+    with torch.inference_mode():
+        states = {on: model.init_state(batch, guidance=True) for on in modes}
+        for t in range(T):
+            out = {}
+            for on in modes:
+                if nat is not None:
+                    nat.use(on)
+                t0 = time.perf_counter()
+                out[on] = model.step(states[on], feats[:, 4 * t:4 * t + 4], toks[:, :, t:t + 1], 1.5)
+                if t >= H + 8:
+                    times[on].append(time.perf_counter() - t0)
+    if nat is not None:
+        nat.use(False)
+    diff = (out[False] - out[True]).abs().max() if nat is not None else torch.zeros(())
+    return {on: 1e3 * statistics.median(v) for on, v in times.items()}, diff
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="base")
@@ -68,31 +98,15 @@ def main() -> None:
     ext = load("livegesture_stream_rows", [str(Path(__file__).with_name("kernels") / "stream_rows.cpp")],
                extra_cflags=["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off"])
     model = random_bundle(a.size).model
-    nat = NativeProducts(ext)
-    cfg, B = model.config, a.batch
-    H = cfg.window_tokens
-    g = torch.Generator().manual_seed(1)
-    T = H + 8 + a.iters
-    feats = torch.randn(B, 4 * T, cfg.audio.dim, generator=g)
-    toks = torch.randint(cfg.codebook_size, (B, model.num_regions, T), generator=g)
-    times: dict[bool, list[float]] = {False: [], True: []}
-    with torch.inference_mode():
-        states = {on: model.init_state(B, guidance=True) for on in (False, True)}
-        for t in range(T):
-            out = {}
-            for on in (False, True):
-                nat.use(on)
-                t0 = time.perf_counter()
-                out[on] = model.step(states[on], feats[:, 4 * t:4 * t + 4], toks[:, :, t:t + 1], 1.5)
-                if t >= H + 8:
-                    times[on].append(time.perf_counter() - t0)
-    nat.use(False)
-    floor = 1e3 * step_read_bytes(model, B, True) / (1e9 * memory_bandwidth_gbs())
-    lib, hand = (1e3 * statistics.median(times[on]) for on in (False, True))
-    print(f"{a.size} model, batch {B}, guidance on, one thread: KV-cached step {lib:.2f} ms with the library's "
+    t, diff = step_times(model, NativeProducts(ext), a.iters, a.batch)
+    lib, hand = t[False], t[True]
+    narrow, _ = step_times(random_bundle(a.size, overrides={"model": {"dim": 64, "audio": {"dim": 64}}}).model,
+                           None, a.iters, a.batch)
+    floor = 1e3 * step_read_bytes(model, a.batch, True) / (1e9 * memory_bandwidth_gbs())
+    print(f"{a.size} model, batch {a.batch}, guidance on, one thread: KV-cached step {lib:.2f} ms with the library's "
           f"products ({lib / floor:.2f}x the floor), {hand:.2f} ms with the streaming kernel ({hand / floor:.2f}x); "
-          f"floor {floor:.2f} ms; {lib / hand:.2f}x faster; last logits differ by "
-          f"{float((out[False] - out[True]).abs().max()):.1e}")
+          f"floor {floor:.2f} ms; {lib / hand:.2f}x faster; last logits differ by {float(diff):.1e}; the same graph "
+          f"at width 64 (per-op part): {narrow[False]:.2f} ms ({narrow[False] / floor:.2f}x the floor)")
 
 
 if __name__ == "__main__":
