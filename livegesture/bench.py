@@ -132,6 +132,8 @@ class StepResult:
     recompute_ms: float
     read_bytes: int = 0
     bandwidth_gbs: float = 0.0
+    #: the KV-cached step ran as one compiled program (engine/compiled.py; the recompute stays eager)
+    compiled: bool = False
 
     @property
     def speedup(self) -> float:
@@ -170,6 +172,8 @@ class BenchResult:
     load: tuple[float, int] = field(default_factory=lambda: load_average())
     #: the step's matrix products (float32, or int8: weight-only int8)
     precision: str = "float32"
+    #: the one-row cores ran the compiled step (engine/compiled.py); batched sessions stay eager
+    compiled: bool = False
 
     @property
     def max_sessions(self) -> int:
@@ -287,10 +291,13 @@ def step_read_bytes(model, batch: int = 1, guidance: bool = True) -> int:
 
 
 def bench_step(model, batch: int = 1, iters: int = 30, guidance: bool = True, seed: int = 0,
-               bandwidth: bool = True) -> StepResult:
+               bandwidth: bool = True, step=None) -> StepResult:
     """Median time of one KV-cached ``step`` (1 token, every region and the fuse, guidance stream in the
     same call) on full caches vs. a fresh state fed the whole window of H tokens in one call (what a
-    cache-less model pays per token), alternating the two so that both see the same machine load."""
+    cache-less model pays per token), alternating the two so that both see the same machine load.
+
+    `step`: the one-token step to time instead of ``model.step`` (a :class:`CompiledStep` of this
+    batch size and guidance; the window recompute stays ``model.step``)."""
     cfg = model.config
     H, K, da = cfg.window_tokens, cfg.codebook_size, cfg.audio.dim
     dev, dt = model.null_audio.device, model.null_audio.dtype
@@ -302,17 +309,19 @@ def bench_step(model, batch: int = 1, iters: int = 30, guidance: bool = True, se
     scale = 1.5 if guidance else 1.0
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     cached, full = [], []
-    with torch.inference_mode():
+    one = model.step if step is None else step
+    # the compiled program was traced on ordinary tensors under no_grad (inference tensors would recompile)
+    with torch.inference_mode() if step is None else torch.no_grad():
         state = model.init_state(batch, guidance=guidance)
         for tau in range(warm):
-            model.step(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
+            one(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
         fresh = model.init_state(batch, guidance=guidance)
         model.step(fresh, feats[:, :4 * H], toks[:, :, :H], scale)  # warm the long-call path
         for i in range(iters):
             tau = warm + i
             sync()
             t0 = time.perf_counter()
-            model.step(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
+            one(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
             sync()
             cached.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
@@ -322,7 +331,8 @@ def bench_step(model, batch: int = 1, iters: int = 30, guidance: bool = True, se
             full.append(time.perf_counter() - t0)
     read = step_read_bytes(model, batch, guidance)
     bw = memory_bandwidth_gbs() if bandwidth else 0.0
-    return StepResult(batch, H, 1e3 * statistics.median(cached), 1e3 * statistics.median(full), read, bw)
+    return StepResult(batch, H, 1e3 * statistics.median(cached), 1e3 * statistics.median(full), read, bw,
+                      step is not None)
 
 
 def bench_parallel(engine: LiveGesture, audio: np.ndarray, sizes: Sequence[int], packet_ms: float = 20.0,
@@ -360,6 +370,8 @@ def format_report(res: BenchResult, targets: bool = True) -> str:
     """Human-readable figures (what ``livegesture bench`` prints)."""
     mib = 1 / 2 ** 20
     prec = "float32" if res.precision == "float32" else f"{res.precision} weight-only matrix products"
+    if res.compiled:
+        prec += " (compiled one-row step; batched sessions eager)"
     lines = [f"model: {res.model}", f"torch {torch.__version__}, {res.threads} threads, {prec}, "
              f"classifier-free guidance {'on' if res.guidance else 'off'}; machine load average "
              f"{res.load[0]:.1f} on {res.load[1]} CPUs (other processes slow every figure)"]
@@ -382,8 +394,8 @@ def format_report(res: BenchResult, targets: bool = True) -> str:
         ]
     st = res.step
     if st is not None:
-        lines.append(f"model step, batch {st.batch}: KV-cached {st.cached_ms:.2f} ms, recompute the {st.window_tokens}-token "
-                     f"window {st.recompute_ms:.2f} ms: speed-up {st.speedup:.1f}x" + ("   (target >= 8x)" if targets else ""))
+        lines.append(f"model step, batch {st.batch}: KV-cached{' (compiled)' if st.compiled else ''} {st.cached_ms:.2f} ms, "
+                     f"recompute the {st.window_tokens}-token window{' (eager)' if st.compiled else ''} {st.recompute_ms:.2f} ms: speed-up {st.speedup:.1f}x" + ("   (target >= 8x)" if targets else ""))
         if st.bandwidth_gbs > 0:
             lines.append(f"  memory floor: the step reads {st.read_bytes / 1e6:.1f} MB (weights + KV caches); memory "
                          f"bandwidth measured now {st.bandwidth_gbs:.1f} GB/s -> floor {st.floor_ms:.2f} ms; "

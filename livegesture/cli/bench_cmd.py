@@ -28,6 +28,7 @@ def bench_cmd(
     step_iters: int = typer.Option(30, help="timed calls of the KV-cached step and of the window recompute"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
     precision: str = precision_option(),
+    compile: bool = typer.Option(False, "--compile", help="run the one-row step as one compiled program (torch.compile; about a minute to compile the first time, not bit-equal to eager)"),
 ) -> None:
     """Stream speech through sessions in simulated real time (20 ms packets) and print compute per
     200 ms of audio (p50/p95/p99), real-time factor, audio-to-frame latency, memory, the speed-up
@@ -39,6 +40,7 @@ def bench_cmd(
     from ..data.audio import SAMPLE_RATE, load_audio
     from ..data.synthetic import synthetic_audio
     from ..engine import LiveGesture
+    from ..engine.compiled import compile_available
 
     check_precision_option(precision)
     if threads < 0:
@@ -54,12 +56,14 @@ def bench_cmd(
     if seconds < 1.5 or parallel_seconds < 1.5:
         raise LiveGestureError("--seconds and --parallel-seconds must be at least 1.5")
     if model is not None:
-        lg = LiveGesture.load(model, precision=precision)
+        lg = LiveGesture.load(model, precision=precision, compile=compile)
         name = str(model)
     else:
         if size not in ("demo", "base"):
             raise LiveGestureError(f"--size must be demo or base, got {size!r}")
-        lg = LiveGesture(random_bundle(size), precision)
+        if compile and (why := compile_available()) is not None:
+            raise LiveGestureError(why)
+        lg = LiveGesture(random_bundle(size), precision, compile)
         name = f"RANDOMLY INITIALISED '{size}' model (no --model; timing does not depend on the weights)"
     n = int(round(max(seconds, parallel_seconds) * SAMPLE_RATE))
     if audio is not None:
@@ -71,9 +75,10 @@ def bench_cmd(
     else:
         speech = synthetic_audio(n / SAMPLE_RATE, seed=0)[0].astype("float32")
         name += ", synthetic speech-like audio"
-    res = BenchResult(name, torch.get_num_threads(), lg.sampling.guided, precision=precision)
+    res = BenchResult(name, torch.get_num_threads(), lg.sampling.guided, precision=precision, compiled=compile)
     res.stream = bench_stream(lg, speech[:int(seconds * SAMPLE_RATE)], pace=pace)
-    res.step = bench_step(lg.bundle.model, batch=1, iters=step_iters, guidance=lg.sampling.guided)
+    res.step = bench_step(lg.bundle.model, batch=1, iters=step_iters, guidance=lg.sampling.guided,
+                          step=lg.compiled_step(lg.sampling))
     if sizes:
         res.parallel = bench_parallel(lg, speech[:int(parallel_seconds * SAMPLE_RATE)], sizes)
     res.load = load_average()

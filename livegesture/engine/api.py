@@ -29,6 +29,7 @@ from ..motion import Motion
 from ..stages.base import StageSpec
 from ..tokenizer.grouped import GroupedDecoder
 from .batch import SessionBatch
+from .compiled import CompiledStep
 from .session import StreamSession
 
 __all__ = ["LiveGesture"]
@@ -41,7 +42,7 @@ class LiveGesture:
     built at the first step and not re-checked (``bundle.model.freeze_inference_weights(False)`` if
     you change weights in place afterwards)."""
 
-    def __init__(self, bundle: ModelBundle, precision: str = "float32"):
+    def __init__(self, bundle: ModelBundle, precision: str = "float32", compile: bool = False):
         self.bundle = bundle
         # the step's matrix products: float32 (exact; the default) or weight-only int8 (faster on a CPU,
         # close to float32 but not equal: docs/design.md §6 "Precision" states the measured cost)
@@ -54,21 +55,41 @@ class LiveGesture:
         # an engine never changes the weights: the stacked / fused copies are built once
         self.bundle.model.freeze_inference_weights()
         self._decoder._cache.frozen = True
+        # opt-in: the one-row cores' model step as one compiled program (:mod:`.compiled`), compiled
+        # here for the model file's sampling (other guidance settings compile at their first stream)
+        self.compile = bool(compile)
+        self._compiled: dict[tuple[bool, float], CompiledStep] = {}
+        if self.compile:
+            self.compiled_step(self.sampling)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-             precision: str = "float32") -> "LiveGesture":
+             precision: str = "float32", compile: bool = False) -> "LiveGesture":
         """Load a model file (``livegesture train all`` output); without a path, the bundled demo
         model (``livegesture/assets/demo_model.safetensors``, described by its MODEL_CARD.md).
-        `precision`: ``float32`` or ``int8`` (see :attr:`precision`)."""
+        `precision`: ``float32`` or ``int8`` (see :attr:`precision`); `compile`: the lone stream's
+        step as one compiled program (:mod:`.compiled`: faster, not bit-equal to eager, about a
+        minute to compile the first time)."""
         from ..model.quant import check_precision
+        from .compiled import compile_available
 
         check_precision(precision)  # before reading a file
+        if compile and (why := compile_available(device)) is not None:
+            raise LiveGestureError(why)
         if path is None:
             from ..assets import demo_model_path
 
             path = demo_model_path()
-        return cls(ModelBundle.load(path, device), precision)
+        return cls(ModelBundle.load(path, device), precision, compile)
+
+    def compiled_step(self, sampling: SamplingConfig) -> CompiledStep | None:
+        """The compiled one-row step for `sampling`'s guidance (None unless the engine compiles)."""
+        if not self.compile:
+            return None
+        key = (sampling.guided, float(sampling.guidance_scale))
+        if key not in self._compiled:
+            self._compiled[key] = CompiledStep(self.bundle.model, 1, *key)
+        return self._compiled[key]
 
     @property
     def precision(self) -> str:

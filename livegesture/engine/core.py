@@ -213,6 +213,8 @@ class EngineCore:
         self.tokens_stepped = 0     # token steps run (summed over sessions)
         self.model_calls = 0        # batched model.step calls
         self.view_steps = 0         # of which on contiguous rows (no gather/scatter copies)
+        # the compiled step of an engine loaded with compile=True: one-row cores only (.compiled)
+        self._step = (engine.compiled_step(self.sampling) if C == 1 else None) or model.step
 
     # ------------------------------------------------------------------ sessions
     def __len__(self) -> int:
@@ -477,7 +479,7 @@ class EngineCore:
                                 for s in ready])
                 feats = model.audio_encoder.embed_words(feats, torch.from_numpy(ids).to(self._device))
             prev = self._prev.narrow(0, rows[0], len(rows)) if not copied else self._prev.index_select(0, idx)
-            logits = model.step(sub, feats, prev, self.sampling.guidance_scale)
+            logits = self._step(sub, feats, prev, self.sampling.guidance_scale)
             u = torch.stack([torch.rand(R, generator=s.generator, device=self._device, dtype=torch.float64)
                              for s in ready])
             tok = sample_from_logits(logits[:, :, 0], self.sampling, u)  # type: ignore[index]

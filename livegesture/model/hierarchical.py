@@ -152,12 +152,63 @@ class LiveGestureModel(nn.Module):
         `guidance_scale` when the state has the unconditional stream), and with
         `return_local` also the local logits (expert heads on the PILOR output)."""
         fused, local = self._run(state, audio_feats, prev_tokens)
-        g = state["streams"].shape[1]  # type: ignore[union-attr]
-        if g == 2:
-            B = prev_tokens.shape[0]
-            f2, l2 = fused.view(B, 2, *fused.shape[1:]), local.view(B, 2, *local.shape[1:])
-            fused, local = guide(f2[:, 0], f2[:, 1], guidance_scale), guide(l2[:, 0], l2[:, 1], guidance_scale)
+        if state["streams"].shape[1] == 2:  # type: ignore[union-attr]
+            fused, local = self._guided(fused, prev_tokens.shape[0], guidance_scale), \
+                self._guided(local, prev_tokens.shape[0], guidance_scale)
         return (fused, local) if return_local else fused
+
+    @staticmethod
+    def _guided(logits: torch.Tensor, B: int, scale: float) -> torch.Tensor:
+        """Classifier-free guidance of (B*2, ...) logits whose odd rows are the unconditional stream."""
+        two = logits.view(B, 2, *logits.shape[1:])
+        return guide(two[:, 0], two[:, 1], scale)
+
+    def step_flat(self, streams: torch.Tensor, experts: StreamState, fuse: StreamState,
+                  audio_feats: torch.Tensor, prev_tokens: torch.Tensor, guidance_scale: float = 1.0
+                  ) -> torch.Tensor:
+        """:meth:`step`'s fused logits on the flat state views of the grouped inference path
+        (:meth:`flat_views`; weights already built, n <= the attention block): a function of tensors
+        only, with no Python-side cache, so that ``torch.compile`` traces it once for every session
+        of a shape (:mod:`livegesture.engine.compiled`). :meth:`step` runs this same code eagerly."""
+        g = streams.shape[1]
+        feats, inputs = self._conditioned(audio_feats, prev_tokens, g)
+        fused, _ = self._run_grouped(experts, fuse, feats, inputs)
+        return self._guided(fused, prev_tokens.shape[0], guidance_scale) if g == 2 else fused
+
+    def flat_views(self, state: StreamState) -> tuple[StreamState, StreamState]:
+        """The (experts, fuse) flat views that :meth:`step_flat` takes, cached per state."""
+        return self._flat(state["experts"]), self._flat(state["fuse"])  # type: ignore[arg-type]
+
+    def _conditioned(self, feats: torch.Tensor, inputs: torch.Tensor, g: int,
+                     drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and inputs of the g streams of each session (B*g rows): stream 1 of a guided
+        state, and the `drop` sessions (CFG dropout), hear the null audio."""
+        B = inputs.shape[0]
+        null = torch.zeros(B, g, dtype=torch.bool, device=feats.device)
+        if g == 2:
+            null[:, 1] = True
+        if drop is not None:
+            null = null | drop.to(device=feats.device, dtype=torch.bool)[:, None]
+        null = null.view(B * g)
+        if g > 1:
+            feats = feats.repeat_interleave(g, dim=0)
+            inputs = inputs.repeat_interleave(g, dim=0)
+        return torch.where(null[:, None, None], self.null_audio.to(feats.dtype), feats), inputs
+
+    def _run_grouped(self, est: StreamState, fst: StreamState, feats: torch.Tensor, inputs: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(fused, local) logits on the inference path: stacked / fused weights, one set of RoPE
+        tables per step."""
+        N, R, n = inputs.shape
+        K = self.codebook_size
+        tables = self._grouped.tables(est, n, feats.dtype)
+        hg = self._grouped.step(inputs, est, feats, tables)  # (R, N*n, dim)
+        h = self._grouped_fuse.apply_pilor(hg.view(R, N, n, -1).transpose(0, 1))  # (B*g, R, n, dim)
+        local = self._grouped.heads(h.transpose(0, 1).reshape(R, N * n, -1)).view(R, N, n, K).transpose(0, 1)
+        fused = self._grouped_fuse.step(h, fst, feats, tables)
+        if self.config.fuse_residual:
+            fused = fused + local
+        return fused, local
 
     def _run(self, state: StreamState, feats: torch.Tensor, inputs: torch.Tensor,
              drop: torch.Tensor | None = None, noise_std: float = 0.0,
@@ -177,33 +228,18 @@ class LiveGestureModel(nn.Module):
         if n == 0:
             empty = feats.new_zeros(B * g, R, 0, K)
             return empty, empty
-        null = torch.zeros(B, g, dtype=torch.bool, device=feats.device)
-        if g == 2:
-            null[:, 1] = True
-        if drop is not None:
-            null = null | drop.to(device=feats.device, dtype=torch.bool)[:, None]
-        null = null.view(B * g)
-        if g > 1:
-            feats = feats.repeat_interleave(g, dim=0)
-            inputs = inputs.repeat_interleave(g, dim=0)
-        feats = torch.where(null[:, None, None], self.null_audio.to(feats.dtype), feats)
-        N = B * g
+        feats, inputs = self._conditioned(feats, inputs, g, drop)
         grouped = (self.grouped_inference and not torch.is_grad_enabled() and not self.experts.training
                    and noise_std == 0 and n <= StreamingSelfAttention.block_size)
-        flat = self._flat if grouped else flat_state
-        est = flat(state["experts"])  # type: ignore[arg-type]
-        if grouped:  # the inference path: stacked / fused weights, one set of RoPE tables per step
-            tables = self._grouped.tables(est, n, feats.dtype)
-            hg = self._grouped.step(inputs, est, feats, tables)  # (R, N*n, dim)
-            h = self._grouped_fuse.apply_pilor(hg.view(R, N, n, -1).transpose(0, 1))  # (B*g, R, n, dim)
-            local = self._grouped.heads(h.transpose(0, 1).reshape(R, N * n, -1)).view(R, N, n, K).transpose(0, 1)
-            fused = self._grouped_fuse.step(h, flat(state["fuse"]), feats, tables)  # type: ignore[arg-type]
-        else:
-            hs = [self.experts[r].step(inputs[:, i], region_rows(est, i, R), feats, noise_std, generator)
-                  for i, r in enumerate(self.regions)]
-            h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
-            local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
-            fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
+        if grouped:
+            return self._run_grouped(self._flat(state["experts"]), self._flat(state["fuse"]),  # type: ignore[arg-type]
+                                     feats, inputs)
+        est = flat_state(state["experts"])  # type: ignore[arg-type]
+        hs = [self.experts[r].step(inputs[:, i], region_rows(est, i, R), feats, noise_std, generator)
+              for i, r in enumerate(self.regions)]
+        h = self.fuse.apply_pilor(torch.stack(hs, dim=1))  # (B*g, R, n, dim)
+        local = torch.stack([self.experts[r].head(h[:, i]) for i, r in enumerate(self.regions)], dim=1)
+        fused = self.fuse.step(h, flat_state(state["fuse"]), feats)  # type: ignore[arg-type]
         if self.config.fuse_residual:
             fused = fused + local
         return fused, local

@@ -1,0 +1,127 @@
+"""The compiled one-row step (livegesture/engine/compiled.py): streaming == offline bit for bit
+within the mode, one program for every session (no recompile per session or over a long
+stream), close to the eager step, and batched cores left eager."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from livegesture import LiveGesture
+from livegesture.engine.compiled import CompiledStep, compile_available
+from livegesture.errors import LiveGestureError
+from livegesture.model.config import SamplingConfig
+
+from ..test_engine import audio_of, model_path, run_stream  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.skipif(compile_available() is not None, reason=str(compile_available()))
+
+
+def graphs() -> int:
+    return counters["stats"]["unique_graphs"]
+
+
+@pytest.fixture(scope="module")
+def compiled(model_path) -> LiveGesture:
+    return LiveGesture.load(model_path, compile=True)
+
+
+@pytest.fixture(scope="module")
+def eager(model_path) -> LiveGesture:
+    return LiveGesture.load(model_path)
+
+
+@pytest.mark.parametrize("sizes", [[], [320], [1, 4999, 77], [2134, 2133, 2133]])
+def test_streaming_equals_offline_within_the_compiled_mode(compiled, sizes):
+    audio = audio_of(4.0)
+    off = run_stream(compiled.stream(seed=2), audio, [])
+    before = graphs()
+    session = compiled.stream(seed=2)
+    assert isinstance(session._core._step, CompiledStep)  # the lone stream runs the program
+    live = run_stream(session, audio, sizes)
+    assert graphs() == before  # a new session reuses the program
+    assert torch.equal(off[1], live[1])
+    assert len(off[0]) == len(live[0]) > 0
+    for k in ("poses", "trans", "expressions"):
+        np.testing.assert_array_equal(getattr(off[0], k), getattr(live[0], k), err_msg=k)
+
+
+def test_one_program_over_a_long_stream(compiled):
+    """Past the attention window the rings wrap: the program must not be re-traced."""
+    window = compiled.bundle.model.config.window_tokens
+    seconds = (3 * window + 5) * 4 / 30
+    before = graphs()
+    m, toks = run_stream(compiled.stream(seed=0), audio_of(seconds, seed=1), [3200])
+    assert toks.shape[1] >= 3 * window
+    assert graphs() == before
+    assert np.isfinite(m.poses).all()
+
+
+def test_compiled_logits_are_close_to_eager_and_tokens_agree(compiled, eager):
+    model = compiled.bundle.model
+    step = compiled.compiled_step(compiled.sampling)
+    assert step is not None
+    scale = compiled.sampling.guidance_scale
+    g = torch.Generator().manual_seed(0)
+    T = model.config.window_tokens + 8
+    feats = torch.randn(1, 4 * T, model.config.audio.dim, generator=g)
+    toks = torch.randint(model.codebook_size, (1, model.num_regions, T), generator=g)
+    with torch.no_grad():
+        a, b = model.init_state(1, guidance=True), model.init_state(1, guidance=True)
+        worst = 0.0
+        for t in range(T):
+            la = model.step(a, feats[:, 4 * t:4 * t + 4], toks[:, :, t:t + 1], scale)
+            lb = step(b, feats[:, 4 * t:4 * t + 4], toks[:, :, t:t + 1], scale)
+            worst = max(worst, float((la - lb).abs().max()))
+    assert worst < 1e-4, worst
+    # sampled end to end: the tokens of the two modes agree on nearly every draw
+    audio = audio_of(6.0, seed=3)
+    ta = run_stream(eager.stream(seed=4), audio, [])[1]
+    tb = run_stream(compiled.stream(seed=4), audio, [])[1]
+    assert ta.shape == tb.shape and float((ta == tb).float().mean()) >= 0.95
+
+
+def test_batched_cores_stay_eager_and_bit_equal(compiled, eager):
+    audio = [audio_of(3.0, seed=s) for s in (7, 8)]
+    outs = []
+    for lg in (compiled, eager):
+        batch = lg.stream_batch(2, seeds=[5, 6])
+        assert not isinstance(batch._core._step, CompiledStep)
+        parts = [batch.push([a[:16000] for a in audio]), batch.push([a[16000:] for a in audio]), batch.close()]
+        outs.append([np.concatenate([p[i].poses for p in parts]) for i in range(2)])
+    for x, y in zip(*outs):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_other_guidance_compiles_its_own_program(compiled):
+    s = SamplingConfig(guidance_scale=compiled.sampling.guidance_scale + 0.5)
+    m, toks = run_stream(compiled.stream(seed=1, sampling=s), audio_of(2.0), [800])
+    assert toks.shape[1] > 0 and np.isfinite(m.poses).all()
+    assert compiled.compiled_step(s) is not compiled.compiled_step(compiled.sampling)
+
+
+def test_wrong_calls_are_refused(compiled):
+    step = compiled.compiled_step(compiled.sampling)
+    model = compiled.bundle.model
+    state = model.init_state(2, guidance=True)
+    feats = torch.zeros(2, 4, model.config.audio.dim)
+    prev = torch.full((2, model.num_regions, 1), model.bos_id)
+    with pytest.raises(LiveGestureError, match="one token of 1 session"):
+        step(state, feats, prev, compiled.sampling.guidance_scale)
+    one = model.init_state(1, guidance=True)
+    with pytest.raises(LiveGestureError, match="guidance scale"):
+        step(one, feats[:1], prev[:1], 9.0)
+
+
+def test_no_compiler_is_one_clear_line(monkeypatch, model_path):
+    import livegesture.engine.compiled as comp
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(comp.shutil, "which", lambda name: None)
+    assert "C++ compiler" in comp.compile_available()
+    with pytest.raises(LiveGestureError, match="C\\+\\+ compiler"):
+        LiveGesture.load(model_path, compile=True)
+    with pytest.raises(LiveGestureError, match="C\\+\\+ compiler"):
+        CompiledStep(LiveGesture.load(model_path).bundle.model)
