@@ -40,7 +40,6 @@ def bench_cmd(
     from ..data.audio import SAMPLE_RATE, load_audio
     from ..data.synthetic import synthetic_audio
     from ..engine import LiveGesture
-    from ..engine.compiled import compile_available
 
     check_precision_option(precision)
     if threads < 0:
@@ -61,8 +60,6 @@ def bench_cmd(
     else:
         if size not in ("demo", "base"):
             raise LiveGestureError(f"--size must be demo or base, got {size!r}")
-        if compile and (why := compile_available()) is not None:
-            raise LiveGestureError(why)
         lg = LiveGesture(random_bundle(size), precision, compile)
         name = f"RANDOMLY INITIALISED '{size}' model (no --model; timing does not depend on the weights)"
     n = int(round(max(seconds, parallel_seconds) * SAMPLE_RATE))

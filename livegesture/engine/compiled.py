@@ -72,7 +72,7 @@ class CompiledStep:
                             dtype=m.null_audio.dtype, device=m.null_audio.device)
         prev = torch.full((self.batch, m.num_regions, 1), m.bos_id, dtype=torch.long, device=feats.device)
         with torch.no_grad():  # one eager step first: the lazily built weight copies and tables exist
-            m.step(m.init_state(self.batch, guidance=self.guided), feats, prev, self.guidance_scale)
+            m.step(state, feats, prev, self.guidance_scale)
         try:
             for _ in range(2):
                 self(state, feats, prev, self.guidance_scale)
