@@ -7,10 +7,11 @@ a ring of weight copies larger than the last-level cache, next to the read bandw
 in one process: how far the GEMM kernels are from the memory floor, and what bfloat16 weights buy.
 
 With a C++ compiler on the machine (``--hand``, the default when one is found), a third column
-times the hand-written streaming kernel of ``benchmarks/kernels/stream_rows.cpp`` (tile-packed
+times the hand-written streaming kernel of ``livegesture/model/stream_kernel.cpp`` (tile-packed
 weights read once, sequentially) on the same weights, with its largest difference from ``baddbmm``
 and whether its rows are independent of the row count: what a kernel written for this shape buys
-over the library's. The package does not use that kernel (docs/design.md section 6 says why).
+over the library's. The compiled one-row step uses that kernel; the eager step does not
+(docs/design.md section 6).
 
     OMP_NUM_THREADS=1 python benchmarks/matmul_cold.py
 """
@@ -18,9 +19,7 @@ over the library's. The package does not use that kernel (docs/design.md section
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
-from pathlib import Path
 
 import torch
 
@@ -36,18 +35,17 @@ def timed(fn, copies: int, rounds: int = 3) -> float:
 
 
 def hand_kernel():
-    """The compiled kernel module of kernels/stream_rows.cpp, or None (with the reason printed)."""
-    if shutil.which("c++") is None and shutil.which("g++") is None:
-        print("hand-written kernel: not timed (no C++ compiler on this machine)")
+    """The streaming kernel of livegesture/model/stream_kernel.py (pack, baddbmm_stream), or None (with
+    the reason printed)."""
+    from types import SimpleNamespace
+
+    from livegesture.model import stream_kernel
+
+    why = stream_kernel.load()
+    if why is not None:
+        print(f"hand-written kernel: not timed ({why})")
         return None
-    from torch.utils.cpp_extension import load
-    src = Path(__file__).with_name("kernels") / "stream_rows.cpp"
-    try:
-        return load("livegesture_stream_rows", [str(src)], extra_cflags=["-O3", "-march=native", "-fopenmp-simd",
-                                                                         "-ffp-contract=off"])
-    except Exception as e:  # a compiler that cannot build torch extensions: report, time the rest
-        print(f"hand-written kernel: not timed (build failed: {str(e).splitlines()[0][:120]})")
-        return None
+    return SimpleNamespace(pack=stream_kernel.pack, baddbmm_stream=stream_kernel.stream_mm)
 
 
 def main() -> None:

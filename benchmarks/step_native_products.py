@@ -1,13 +1,14 @@
 """What a hand-written product kernel would buy the whole streaming step (issue 13).
 
 `benchmarks/matmul_cold.py` times single products; this puts the streaming kernel of
-``benchmarks/kernels/stream_rows.cpp`` under every float32 product of the grouped experts and
+``livegesture/model/stream_kernel.cpp`` under every float32 product of the grouped experts and
 the fuse (products whose output width is a multiple of 64; the rest stay on the library) and
 times the KV-cached step both ways, alternated in one process on states fed the same inputs,
 next to the memory floor that ``livegesture bench`` uses and to the same graph at width 64
 (model and audio dims 64: a sixteenth of the weights, all in cache), whose time is the per-op
-part of the step that no product kernel removes. The package does not use the kernel:
-this measures the lever before anyone builds it in (docs/design.md section 6).
+part of the step that no product kernel removes. The package's eager step does not use the
+kernel (its compiled one-row step does: benchmarks/compiled_step.py); this measures the kernel
+alone under the eager step (docs/design.md section 6).
 
     OMP_NUM_THREADS=1 python benchmarks/step_native_products.py [--size base] [--batch 1]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -94,9 +94,13 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=60)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    from torch.utils.cpp_extension import load
-    ext = load("livegesture_stream_rows", [str(Path(__file__).with_name("kernels") / "stream_rows.cpp")],
-               extra_cflags=["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off"])
+    from types import SimpleNamespace
+
+    from livegesture.model import stream_kernel
+    why = stream_kernel.load()
+    if why is not None:
+        raise SystemExit(why)
+    ext = SimpleNamespace(pack=stream_kernel.pack, baddbmm_stream=stream_kernel.stream_mm)
     model = random_bundle(a.size).model
     t, diff = step_times(model, NativeProducts(ext), a.iters, a.batch)
     lib, hand = t[False], t[True]

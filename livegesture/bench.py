@@ -134,6 +134,8 @@ class StepResult:
     bandwidth_gbs: float = 0.0
     #: the KV-cached step ran as one compiled program (engine/compiled.py; the recompute stays eager)
     compiled: bool = False
+    #: the compiled program's float32 products ran on the streaming kernel (model/stream_kernel.py)
+    kernel: bool = False
 
     @property
     def speedup(self) -> float:
@@ -332,7 +334,7 @@ def bench_step(model, batch: int = 1, iters: int = 30, guidance: bool = True, se
     read = step_read_bytes(model, batch, guidance)
     bw = memory_bandwidth_gbs() if bandwidth else 0.0
     return StepResult(batch, H, 1e3 * statistics.median(cached), 1e3 * statistics.median(full), read, bw,
-                      step is not None)
+                      step is not None, bool(getattr(step, "kernel", False)))
 
 
 def bench_parallel(engine: LiveGesture, audio: np.ndarray, sizes: Sequence[int], packet_ms: float = 20.0,
@@ -394,7 +396,8 @@ def format_report(res: BenchResult, targets: bool = True) -> str:
         ]
     st = res.step
     if st is not None:
-        lines.append(f"model step, batch {st.batch}: KV-cached{' (compiled)' if st.compiled else ''} {st.cached_ms:.2f} ms, "
+        how = (" (compiled, streaming product kernel)" if st.kernel else " (compiled)") if st.compiled else ""
+        lines.append(f"model step, batch {st.batch}: KV-cached{how} {st.cached_ms:.2f} ms, "
                      f"recompute the {st.window_tokens}-token window{' (eager)' if st.compiled else ''} {st.recompute_ms:.2f} ms: speed-up {st.speedup:.1f}x" + ("   (target >= 8x)" if targets else ""))
         if st.bandwidth_gbs > 0:
             lines.append(f"  memory floor: the step reads {st.read_bytes / 1e6:.1f} MB (weights + KV caches); memory "

@@ -2,16 +2,21 @@
 
 A KV-cached base step runs ~2,800 aten calls; on a CPU their fixed cost alone is above the
 step's memory floor. ``torch.compile`` (inductor, its C++ wrapper, weights frozen as
-constants) turns :meth:`LiveGestureModel.step_flat` into one generated C++ program with the
-products left to the library. It is an opt-in mode of a :class:`~.api.LiveGesture`, like int8:
+constants) turns :meth:`LiveGestureModel.step_flat` into one generated C++ program. Its float32
+products call the streaming kernel (:mod:`livegesture.model.stream_kernel`: tile-packed weights
+read once, in order, where the library's GEMMs read cold weights at a third of the bandwidth),
+built with the same compiler on first use; if it does not build, the library's products stay,
+with a warning. It is an opt-in mode of a :class:`~.api.LiveGesture`, like int8:
 
 * it is used by the one-row cores (:class:`~.session.StreamSession`, ``generate``, priming,
   ``bench``'s step and stream); batched cores (``SessionBatch``, the server's pool) stay eager,
   because every batch size is another compile and the batched eager step is already row-padded
   and cheaper per session;
-* it is not bit-equal to the eager float32 step (fused element-wise loops round differently,
-  logits within a few 1e-6); streaming == offline holds bit for bit *within* the mode, since both
-  run the same program on the same shapes (``tests/engine/test_compiled.py``);
+* it is not bit-equal to the eager float32 step (fused element-wise loops and the kernel's sums
+  round differently, logits within a few 1e-6); the packed copies cost as many bytes again as the
+  float32 products (the eager step, which batched cores use, reads the library's layout);
+  streaming == offline holds bit for bit *within* the mode, since both run the same program on
+  the same shapes (``tests/engine/test_compiled.py``);
 * the first compile takes about a minute on a CPU (inductor keeps it in its on-disk cache, so a
   second process takes seconds); :class:`CompiledStep` compiles at construction, on a scratch
   state, so that a live stream never stalls on it.
@@ -21,10 +26,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 
 import torch
 
 from ..errors import LiveGestureError
+from ..model import stream_kernel
 from ..model.config import FRAMES_PER_TOKEN
 from ..streaming.state import StreamState
 
@@ -54,13 +61,23 @@ class CompiledStep:
     specialised to shapes: another batch size is another compile, refused here)."""
 
     def __init__(self, model: torch.nn.Module, batch: int = 1, guided: bool = True,
-                 guidance_scale: float = 1.0):
+                 guidance_scale: float = 1.0, kernel: bool = True):
         why = compile_available(model.null_audio.device)
         if why is not None:
             raise LiveGestureError(why)
         self.model, self.batch, self.guided = model, int(batch), bool(guided)
         self.guidance_scale = float(guidance_scale)
+        #: whether the program's float32 products run on the streaming kernel, and if not, why not
+        self.kernel, self.kernel_note = False, "not asked for" if not kernel else None
+        if kernel:
+            self.kernel_note = (stream_kernel.load() if model.null_audio.device.type == "cpu"
+                                else "the streaming product kernel is a CPU kernel")
+            self.kernel = self.kernel_note is None
+        if self.kernel_note is not None and kernel:
+            warnings.warn(f"{self.kernel_note}; the compiled step keeps the library's products", stacklevel=2)
+        model.use_stream_kernel(self.kernel)
         model.freeze_inference_weights()
+        # the kernel switch is the model's (dynamo guards on it: one model, one kind of program)
         self._fn = torch.compile(model.step_flat, dynamic=False, fullgraph=True, options=INDUCTOR_OPTIONS)
         self._warm()
 
@@ -71,7 +88,8 @@ class CompiledStep:
         feats = torch.zeros(self.batch, FRAMES_PER_TOKEN, m.config.audio.dim,
                             dtype=m.null_audio.dtype, device=m.null_audio.device)
         prev = torch.full((self.batch, m.num_regions, 1), m.bos_id, dtype=torch.long, device=feats.device)
-        with torch.no_grad():  # one eager step first: the lazily built weight copies and tables exist
+        with torch.no_grad():  # one eager step first: the lazily built weight copies, packed copies
+            # and tables exist before the trace (made inside it, they would be remade every call)
             m.step(state, feats, prev, self.guidance_scale)
         try:
             for _ in range(2):

@@ -25,6 +25,7 @@ from ..streaming.rope import RotaryEmbedding, rotate
 from ..streaming.rows import MIN_ROWS, baddbmm_rows, rowwise
 from ..streaming.state import StreamState
 from .expert import RegionExpert
+from . import stream_kernel
 from .quant import Int8Linear, check_precision, pad_width, quantize_linear
 
 
@@ -84,6 +85,15 @@ class StackedWeights:
         #: int8 copies of the ``quantizable`` products (one per region of a stacked weight), empty in float32
         self.q: dict[str, list[Int8Linear]] = {}
         self.precision = "float32"
+        #: with ``kernel`` on, tile-packed copies of the float32 products (:mod:`.stream_kernel`), made by
+        #: the first eager step; only a compiled program calls the kernel on them
+        self.kernel = False
+        self.packed: dict[str, torch.Tensor] = {}
+
+    def use_stream_kernel(self, on: bool) -> None:
+        """Let compiled programs run the float32 products through the streaming kernel (which must be
+        loaded: :func:`.stream_kernel.load`); eager steps keep the library's, bit for bit."""
+        self.kernel, self.packed = bool(on), {}
 
     def set_precision(self, precision: str) -> None:
         """``float32`` (the default, exact) or ``int8`` (weight-only int8 products, :mod:`.quant`);
@@ -96,7 +106,7 @@ class StackedWeights:
     def refresh(self) -> None:
         key = self._cache.key()
         if key != self._key:
-            self.w, self._key = self.build(), key
+            self.w, self._key, self.packed = self.build(), key, {}
             self.q = self.quantize(self.w) if self.precision == "int8" else {}
 
     def build(self) -> dict[str, torch.Tensor]:
@@ -112,11 +122,26 @@ class StackedWeights:
         ``MIN_ROWS`` with `pad`, for callers whose rows may be fewer) or the int8 copies."""
         q = self.q.get(name)
         if q is None:
+            p = self.packed_weight(name) if self.kernel else None
+            if p is not None and torch.compiler.is_compiling():
+                return stream_kernel.stream_mm(self.w[name + "b"], x, p)
             bmm = baddbmm_rows if pad else torch.baddbmm
             return bmm(self.w[name + "b"], x, self.w[name])
         xb = pad_width(x.to(torch.bfloat16), q[0].in_features)  # the rows of every region converted at once
         y = torch.stack([torch._weight_int8pack_mm(xb[r], lin.weight, lin.scale) for r, lin in enumerate(q)])
         return y.to(x.dtype).add_(self.w[name + "b"])
+
+    def packed_weight(self, name: str, transposed: bool = False) -> torch.Tensor | None:
+        """The tile-packed copy of float32 product `name` ((G, in, out), or (out, in) when `transposed`),
+        made on first use by an eager step; None when the kernel cannot take it. A compiled trace never
+        packs (the packing would become part of every call of its program)."""
+        p = self.packed.get(name)
+        if p is None and not torch.compiler.is_compiling():
+            w = self.w[name]
+            w = w.t()[None] if transposed else w
+            if stream_kernel.packable(w):
+                p = self.packed[name] = stream_kernel.pack(w)
+        return p
 
     def weight_nbytes(self) -> int:
         """Bytes of the inference copies a step reads (float32 stacks and int8 copies)."""

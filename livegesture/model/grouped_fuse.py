@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..streaming.rows import rowwise
 from ..streaming.state import StreamState
 from .fuse import XARFuse
+from . import stream_kernel
 from .grouped import StackedWeights, StepTables, _rot, self_attend_heads
 from .quant import Int8Linear, quantize_linear
 
@@ -74,6 +75,10 @@ class GroupedFuse(StackedWeights):
         """``F.linear`` of the step's linear `name` on x (..., in), float32 or int8."""
         q = self.q.get(name)
         if q is None:
+            p = self.packed_weight(name, transposed=True) if self.kernel else None
+            if p is not None and torch.compiler.is_compiling():
+                y = stream_kernel.stream_mm(self.w[name + "b"], x.reshape(1, -1, x.shape[-1]), p)
+                return y.view(*x.shape[:-1], -1)
             return F.linear(x, self.w[name], self.w[name + "b"])
         return q[0](x).add_(self.w[name + "b"])
 

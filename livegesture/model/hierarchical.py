@@ -251,6 +251,13 @@ class LiveGestureModel(nn.Module):
         for cache in (self._grouped._cache, self._grouped_fuse._cache):
             cache.frozen = frozen
 
+    def use_stream_kernel(self, on: bool = True) -> None:
+        """Let a compiled :meth:`step_flat` run its float32 products through the streaming kernel
+        (:mod:`.stream_kernel`, loaded by the caller); the eager step is unchanged. The tile-packed
+        copies (as many bytes again as the float32 products) are made by the next eager step."""
+        self._grouped.use_stream_kernel(on)
+        self._grouped_fuse.use_stream_kernel(on)
+
     @property
     def inference_precision(self) -> str:
         """Precision of the grouped inference path's matrix products (``float32`` unless set)."""

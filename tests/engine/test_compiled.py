@@ -125,3 +125,54 @@ def test_no_compiler_is_one_clear_line(monkeypatch, model_path):
         LiveGesture.load(model_path, compile=True)
     with pytest.raises(LiveGestureError, match="C\\+\\+ compiler"):
         CompiledStep(LiveGesture.load(model_path).bundle.model)
+
+
+def kernel_calls(fn) -> int:
+    """How many times ``livegesture::stream_mm`` ran during fn()."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key == "livegesture::stream_mm")
+
+
+def test_compiled_products_run_on_the_streaming_kernel_and_eager_ones_do_not(compiled):
+    step = compiled.compiled_step(compiled.sampling)
+    assert step.kernel and step.kernel_note is None
+    model = compiled.bundle.model
+    packed = len(model._grouped.packed) + len(model._grouped_fuse.packed)
+    assert packed > 0
+    state = model.init_state(1, guidance=True)
+    feats = torch.zeros(1, 4, model.config.audio.dim)
+    prev = torch.full((1, model.num_regions, 1), model.bos_id)
+    scale = compiled.sampling.guidance_scale
+    with torch.no_grad():
+        assert kernel_calls(lambda: step(state, feats, prev, scale)) >= packed  # every packed product, once or more
+        assert kernel_calls(lambda: model.step(state, feats, prev, scale)) == 0
+
+
+def test_a_kernel_that_does_not_build_leaves_the_library_products(monkeypatch, model_path, eager):
+    import livegesture.engine.compiled as comp
+
+    monkeypatch.setattr(comp.stream_kernel, "load", lambda: "the streaming product kernel did not build: test")
+    model = LiveGesture.load(model_path).bundle.model
+    scale = eager.sampling.guidance_scale
+    with pytest.warns(UserWarning, match="did not build: test; the compiled step keeps the library's products"):
+        step = CompiledStep(model, 1, True, scale)
+    assert not step.kernel and not model._grouped.packed
+    state = model.init_state(1, guidance=True)
+    feats = torch.randn(1, 4, model.config.audio.dim, generator=torch.Generator().manual_seed(4))
+    prev = torch.full((1, model.num_regions, 1), model.bos_id)
+    with torch.no_grad():
+        assert kernel_calls(lambda: step(state, feats, prev, scale)) == 0
+        ref = eager.bundle.model.step(eager.bundle.model.init_state(1, guidance=True), feats, prev, scale)
+        assert float((step(model.init_state(1, guidance=True), feats, prev, scale) - ref).abs().max()) < 1e-4
+
+
+def test_bench_reports_the_compiled_step_and_its_kernel(compiled):
+    from livegesture.bench import BenchResult, bench_step, format_report
+
+    step = compiled.compiled_step(compiled.sampling)
+    res = BenchResult("bundled", torch.get_num_threads(), True, compiled=True)
+    res.step = bench_step(compiled.bundle.model, batch=1, iters=3, guidance=True, step=step, bandwidth=False)
+    assert res.step.compiled and res.step.kernel
+    assert "KV-cached (compiled, streaming product kernel)" in format_report(res)
+    assert res.to_dict()["step"]["kernel"] is True

@@ -1,0 +1,87 @@
+// A streaming product of a few rows by weights no cache holds: y = b + x @ W per group.
+//
+// Why (docs/design.md section 6, "Compiled step"): at batch 1 the step's library GEMMs read their
+// cold weights at a third of the memory bandwidth. This kernel reads each (in, out) weight stored as
+// out/64 tiles of (in x 64) floats, contiguous, so one product is one sequential read that the
+// hardware prefetcher follows; up to 8 rows' accumulators stay in registers. k ascends for every
+// output whatever the row count or the thread count, so every row's result is independent of its
+// company and of the threads by construction.
+//
+// Registered as the operator livegesture::stream_mm so that the compiled one-row step
+// (livegesture/engine/compiled.py) calls it from its generated program; built on first use by
+// livegesture/model/stream_kernel.py with the machine's C++ compiler (the one torch.compile needs).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+namespace {
+
+// MR rows by one tile's (K x 64) weights, a slice of W columns at a time (W = 64 for up to 4 rows,
+// 32 for 5-8: MR x W accumulators fit the vector registers); every weight byte is read once.
+template <int MR, int W>
+void tile_rows(const float* x, int64_t K, const float* tile, const float* b, float* y, int64_t N) {
+  for (int h = 0; h < 64; h += W) {
+    float acc[MR][W];
+    for (int m = 0; m < MR; ++m)
+      for (int j = 0; j < W; ++j) acc[m][j] = b[h + j];
+    const float* p = tile + h;
+    for (int64_t k = 0; k < K; ++k) {
+      __builtin_prefetch(p + (k + 32) * 64, 0, 0);
+      for (int m = 0; m < MR; ++m) {
+        const float a = x[m * K + k];
+#pragma omp simd
+        for (int j = 0; j < W; ++j) acc[m][j] += a * p[k * 64 + j];
+      }
+    }
+    for (int m = 0; m < MR; ++m)
+      for (int j = 0; j < W; ++j) y[m * N + h + j] = acc[m][j];
+  }
+}
+
+template <int MR>
+void tile(const float* x, int64_t K, const float* p, const float* b, float* y, int64_t N) {
+  tile_rows<MR, (MR <= 4 ? 64 : 32)>(x, K, p, b, y, N);
+}
+
+using TileFn = void (*)(const float*, int64_t, const float*, const float*, float*, int64_t);
+constexpr TileFn kTile[9] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>, tile<7>, tile<8>};
+
+// b (G, 1, N) or (G, N), x (G, M, K), p (G, N/64, K, 64) = the packed w (G, K, N) -> (G, M, N),
+// as torch.baddbmm(b, x, w)
+at::Tensor stream_mm(const at::Tensor& b_in, const at::Tensor& x_in, const at::Tensor& p_in) {
+  TORCH_CHECK(x_in.dim() == 3 && p_in.dim() == 4 && p_in.size(3) == 64, "stream_mm: x (G, M, K), p (G, N/64, K, 64)");
+  TORCH_CHECK(x_in.scalar_type() == at::kFloat && p_in.scalar_type() == at::kFloat && b_in.scalar_type() == at::kFloat,
+              "stream_mm: float32 only");
+  const at::Tensor x = x_in.contiguous(), p = p_in.contiguous(), b = b_in.contiguous();
+  const int64_t G = x.size(0), M = x.size(1), K = x.size(2), T = p.size(1), N = T * 64;
+  TORCH_CHECK(p.size(0) == G && p.size(2) == K && b.numel() == G * N, "stream_mm: shapes disagree");
+  at::Tensor y = at::empty({G, M, N}, x.options());
+  const float* xd = x.data_ptr<float>();
+  const float* pd = p.data_ptr<float>();
+  const float* bd = b.data_ptr<float>();
+  float* yd = y.data_ptr<float>();
+  // one task per (group, tile): each reads its tile once for all rows (8 at a time)
+  at::parallel_for(0, G * T, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t g = i / T, t = i % T;
+      for (int64_t m = 0; m < M; m += 8) {
+        const int64_t mr = std::min<int64_t>(8, M - m);
+        kTile[mr](xd + (g * M + m) * K, K, pd + (g * T + t) * K * 64, bd + g * N + t * 64,
+                  yd + (g * M + m) * N + t * 64, N);
+      }
+    }
+  });
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(livegesture, m) {
+  m.def("stream_mm(Tensor b, Tensor x, Tensor p) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(livegesture, CPU, m) {
+  m.impl("stream_mm", &stream_mm);
+}
