@@ -151,6 +151,22 @@ class _WindowAttention(StreamingModule):
         if n == 0:
             return
 
+        if torch.compiler.is_compiling():
+            # the same writes as index_put_ (n distinct slots per row): in a compiled step inductor
+            # makes scatter_ on a state tensor a copy of the whole ring; eager, scatter_ is cheaper
+            def make_at():
+                t = k_times[:, Tk - n:]
+                slots = torch.remainder(t, self.capacity)
+                rows = torch.arange(B, device=slots.device)[:, None]
+                heads = torch.arange(H, device=slots.device)[None, :, None]
+                return (rows, slots), (rows[:, :, None], heads, slots[:, None, :]), t + 1
+
+            at, where, stamp = self._memo(shared, "write_at", make_at)
+            state["k"].index_put_(where, k[:, :, Tk - n:])
+            state["v"].index_put_(where, v[:, :, Tk - n:])
+            state["pos"].index_put_(at, stamp)
+            return
+
         def make():
             t = k_times[:, Tk - n:]
             slots = torch.remainder(t, self.capacity)
