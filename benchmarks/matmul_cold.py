@@ -35,17 +35,15 @@ def timed(fn, copies: int, rounds: int = 3) -> float:
 
 
 def hand_kernel():
-    """The streaming kernel of livegesture/model/stream_kernel.py (pack, baddbmm_stream), or None (with
-    the reason printed)."""
-    from types import SimpleNamespace
-
+    """The streaming kernel's module (livegesture/model/stream_kernel.py), or None (with the reason
+    printed)."""
     from livegesture.model import stream_kernel
 
     why = stream_kernel.load()
     if why is not None:
         print(f"hand-written kernel: not timed ({why})")
         return None
-    return SimpleNamespace(pack=stream_kernel.pack, baddbmm_stream=stream_kernel.stream_mm)
+    return stream_kernel
 
 
 def main() -> None:
@@ -84,10 +82,10 @@ def main() -> None:
                 p = [hand.pack(v) for v in w]
                 w = []
                 with torch.inference_mode():
-                    th = timed(lambda i: hand.baddbmm_stream(b, xs, p[i]), copies)
+                    th = timed(lambda i: hand.stream_mm(b, xs, p[i]), copies)
                     ts = timed(lambda i: p[i].sum(), copies)
-                got = hand.baddbmm_stream(b, xs, p[0])
-                alone = all(torch.equal(hand.baddbmm_stream(b, xs[:, m:m + 1], p[0])[:, 0], got[:, m]) for m in range(M))
+                got = hand.stream_mm(b, xs, p[0])
+                alone = all(torch.equal(hand.stream_mm(b, xs[:, m:m + 1], p[0])[:, 0], got[:, m]) for m in range(M))
                 line += (f"  |  {1e6 * th:6.0f} us {nbytes / th / 1e9:5.1f} GB/s ({t32 / th:.2f}x faster; a sum of "
                          f"the same bytes {nbytes / ts / 1e9:.1f} GB/s; max diff {float((got - ref).abs().max()):.1e}, "
                          f"rows independent: {alone})")

@@ -22,37 +22,30 @@ import time
 import torch
 
 from livegesture.bench import memory_bandwidth_gbs, random_bundle, step_read_bytes
-from livegesture.model import grouped, grouped_fuse
+from livegesture.model import grouped, grouped_fuse, stream_kernel
 
 
 class NativeProducts:
-    """Swaps StackedWeights.mm and GroupedFuse.linear for the streaming kernel while active."""
+    """Swaps StackedWeights.mm and GroupedFuse.linear for the streaming kernel while active (on the
+    package's own tile-packed copies, ``StackedWeights.packed_weight``)."""
 
-    def __init__(self, ext):
-        self.ext, self.packed = ext, {}
+    def __init__(self):
         self.mm, self.linear = grouped.StackedWeights.mm, grouped_fuse.GroupedFuse.linear
 
-    def _pack(self, key, w: torch.Tensor, transpose: bool) -> torch.Tensor:
-        p = self.packed.get(key)
-        if p is None:
-            p = self.packed[key] = self.ext.pack(w.t()[None].contiguous() if transpose else w)
-        return p
-
     def use(self, on: bool) -> None:
-        nat, mm0, lin0 = self, self.mm, self.linear
+        mm0, lin0 = self.mm, self.linear
 
         def mm(sw, name, x, pad=False):
-            w = sw.w.get(name)
-            if sw.q or w is None or w.shape[2] % 64:
+            p = None if sw.q else sw.packed_weight(name)
+            if p is None:
                 return mm0(sw, name, x, pad)
-            return nat.ext.baddbmm_stream(sw.w[name + "b"], x, nat._pack((id(sw), name), w, False))
+            return stream_kernel.stream_mm(sw.w[name + "b"], x, p)
 
         def linear(gf, name, x):
-            w = gf.w.get(name)
-            if gf.q or w is None or w.shape[0] % 64:
+            p = None if gf.q else gf.packed_weight(name, transposed=True)
+            if p is None:
                 return lin0(gf, name, x)
-            y = nat.ext.baddbmm_stream(gf.w[name + "b"].view(1, 1, -1), x.reshape(1, -1, x.shape[-1]),
-                                       nat._pack((id(gf), name), w, True))
+            y = stream_kernel.stream_mm(gf.w[name + "b"], x.reshape(1, -1, x.shape[-1]), p)
             return y.view(*x.shape[:-1], -1)
 
         grouped.StackedWeights.mm = mm if on else mm0
@@ -94,15 +87,11 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=60)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    from types import SimpleNamespace
-
-    from livegesture.model import stream_kernel
     why = stream_kernel.load()
     if why is not None:
         raise SystemExit(why)
-    ext = SimpleNamespace(pack=stream_kernel.pack, baddbmm_stream=stream_kernel.stream_mm)
     model = random_bundle(a.size).model
-    t, diff = step_times(model, NativeProducts(ext), a.iters, a.batch)
+    t, diff = step_times(model, NativeProducts(), a.iters, a.batch)
     lib, hand = t[False], t[True]
     narrow, _ = step_times(random_bundle(a.size, overrides={"model": {"dim": 64, "audio": {"dim": 64}}}).model,
                            None, a.iters, a.batch)

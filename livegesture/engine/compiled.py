@@ -24,8 +24,6 @@ with a warning. It is an opt-in mode of a :class:`~.api.LiveGesture`, like int8:
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 
 import torch
@@ -46,10 +44,8 @@ def compile_available(device: torch.device | str = "cpu") -> str | None:
     """None when this machine can compile the step, else the reason (one line)."""
     if not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
-    if torch.device(device).type == "cpu":
-        cxx = os.environ.get("CXX")
-        if not ((cxx and shutil.which(cxx)) or shutil.which("g++") or shutil.which("clang++")):
-            return "compiling the step needs a C++ compiler (g++ or clang++, or $CXX) on the PATH"
+    if torch.device(device).type == "cpu" and stream_kernel.cxx_compiler() is None:
+        return "compiling the step needs a C++ compiler (g++ or clang++, or $CXX) on the PATH"
     return None
 
 
@@ -67,14 +63,16 @@ class CompiledStep:
             raise LiveGestureError(why)
         self.model, self.batch, self.guided = model, int(batch), bool(guided)
         self.guidance_scale = float(guidance_scale)
+        if not kernel:
+            note: str | None = "not asked for"
+        elif model.null_audio.device.type == "cpu":
+            note = stream_kernel.load()
+        else:
+            note = "the streaming product kernel is a CPU kernel"
+        if kernel and note is not None:
+            warnings.warn(f"{note}; the compiled step keeps the library's products", stacklevel=2)
         #: whether the program's float32 products run on the streaming kernel, and if not, why not
-        self.kernel, self.kernel_note = False, "not asked for" if not kernel else None
-        if kernel:
-            self.kernel_note = (stream_kernel.load() if model.null_audio.device.type == "cpu"
-                                else "the streaming product kernel is a CPU kernel")
-            self.kernel = self.kernel_note is None
-        if self.kernel_note is not None and kernel:
-            warnings.warn(f"{self.kernel_note}; the compiled step keeps the library's products", stacklevel=2)
+        self.kernel, self.kernel_note = note is None, note
         model.use_stream_kernel(self.kernel)
         model.freeze_inference_weights()
         # the kernel switch is the model's (dynamo guards on it: one model, one kind of program)

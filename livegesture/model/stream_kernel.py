@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["TILE", "load", "pack", "packable", "stream_mm"]
+__all__ = ["TILE", "cxx_compiler", "load", "pack", "packable", "stream_mm"]
 
 #: output columns per packed tile (the kernel's register block)
 TILE = 64
@@ -34,7 +34,9 @@ _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off", "-std=c+
 _loaded: list[str | None] = []  # [reason or None] once tried
 
 
-def _compiler() -> str | None:
+def cxx_compiler() -> str | None:
+    """The C++ compiler on the PATH ($CXX, else g++, else clang++), or None: what the kernel and
+    inductor's C++ wrapper build with."""
     cxx = os.environ.get("CXX")
     return (cxx and shutil.which(cxx)) or shutil.which("g++") or shutil.which("clang++")
 
@@ -88,7 +90,7 @@ def load() -> str | None:
     if _loaded:
         return _loaded[0]
     why: str | None = None
-    cxx = _compiler()
+    cxx = cxx_compiler()
     if sys.platform == "win32":
         why = "the streaming product kernel is built only on Linux and macOS"
     elif cxx is None:

@@ -151,31 +151,28 @@ class _WindowAttention(StreamingModule):
         if n == 0:
             return
 
-        if torch.compiler.is_compiling():
-            # the same writes as index_put_ (n distinct slots per row): in a compiled step inductor
-            # makes scatter_ on a state tensor a copy of the whole ring; eager, scatter_ is cheaper
-            def make_at():
-                t = k_times[:, Tk - n:]
-                slots = torch.remainder(t, self.capacity)
-                rows = torch.arange(B, device=slots.device)[:, None]
-                heads = torch.arange(H, device=slots.device)[None, :, None]
-                return (rows, slots), (rows[:, :, None], heads, slots[:, None, :]), t + 1
-
-            at, where, stamp = self._memo(shared, "write_at", make_at)
-            state["k"].index_put_(where, k[:, :, Tk - n:])
-            state["v"].index_put_(where, v[:, :, Tk - n:])
-            state["pos"].index_put_(at, stamp)
-            return
+        # inside a compiled step, the same writes as index_put_ (n distinct slots per row): inductor
+        # makes scatter_ on a state tensor a copy of the whole ring; eager, scatter_ is cheaper
+        traced = torch.compiler.is_compiling()
 
         def make():
             t = k_times[:, Tk - n:]
             slots = torch.remainder(t, self.capacity)
+            if traced:
+                rows = torch.arange(B, device=slots.device)[:, None]
+                heads = torch.arange(H, device=slots.device)[None, :, None]
+                return (rows, slots), (rows[:, :, None], heads, slots[:, None, :]), t + 1
             return slots, slots[:, None, :, None].expand(B, H, n, Dh), t + 1
 
-        slots, idx, stamp = self._memo(shared, "write", make)
-        state["k"].scatter_(2, idx, k[:, :, Tk - n:])
-        state["v"].scatter_(2, idx, v[:, :, Tk - n:])
-        state["pos"].scatter_(1, slots, stamp)
+        at, where, stamp = self._memo(shared, "write", make)
+        if traced:
+            state["k"].index_put_(where, k[:, :, Tk - n:])
+            state["v"].index_put_(where, v[:, :, Tk - n:])
+            state["pos"].index_put_(at, stamp)
+        else:
+            state["k"].scatter_(2, where, k[:, :, Tk - n:])
+            state["v"].scatter_(2, where, v[:, :, Tk - n:])
+            state["pos"].scatter_(1, at, stamp)
 
     def _merge(self, out: torch.Tensor) -> torch.Tensor:
         B, H, T, Dh = out.shape

@@ -116,10 +116,12 @@ def test_wrong_calls_are_refused(compiled):
 
 
 def test_no_compiler_is_one_clear_line(monkeypatch, model_path):
+    import shutil
+
     import livegesture.engine.compiled as comp
 
     monkeypatch.delenv("CXX", raising=False)
-    monkeypatch.setattr(comp.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     assert "C++ compiler" in comp.compile_available()
     with pytest.raises(LiveGestureError, match="C\\+\\+ compiler"):
         LiveGesture.load(model_path, compile=True)

@@ -82,7 +82,7 @@ def test_a_failed_build_is_one_line(monkeypatch, tmp_path):
     cxx.write_text("#!/bin/sh\necho 'fatal error: no such header' >&2\nexit 1\n")
     cxx.chmod(cxx.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(stream_kernel, "_loaded", [])
-    monkeypatch.setattr(stream_kernel, "_compiler", lambda: str(cxx))
+    monkeypatch.setattr(stream_kernel, "cxx_compiler", lambda: str(cxx))
     monkeypatch.setenv("LIVEGESTURE_CACHE", str(tmp_path / "cache"))
     why = stream_kernel.load()
     assert why is not None and "\n" not in why
@@ -93,15 +93,15 @@ def test_a_failed_build_is_one_line(monkeypatch, tmp_path):
 
 def test_no_compiler_is_one_line(monkeypatch):
     monkeypatch.setattr(stream_kernel, "_loaded", [])
-    monkeypatch.setattr(stream_kernel, "_compiler", lambda: None)
+    monkeypatch.setattr(stream_kernel, "cxx_compiler", lambda: None)
     assert stream_kernel.load() == "the streaming product kernel needs a C++ compiler (g++ or clang++, or $CXX)"
 
 
 @needs_kernel
 def test_the_build_is_cached_per_machine(monkeypatch, tmp_path):
     monkeypatch.setenv("LIVEGESTURE_CACHE", str(tmp_path))
-    first = stream_kernel._build(stream_kernel._compiler())
+    first = stream_kernel._build(stream_kernel.cxx_compiler())
     mtime = os.stat(first).st_mtime_ns
-    assert stream_kernel._build(stream_kernel._compiler()) == first
+    assert stream_kernel._build(stream_kernel.cxx_compiler()) == first
     assert os.stat(first).st_mtime_ns == mtime
     assert first.parent == tmp_path / "kernels"
