@@ -3,7 +3,7 @@
 // Why (docs/design.md section 6, "Compiled step"): at batch 1 the step's library GEMMs read their
 // cold weights at a third of the memory bandwidth. This kernel reads each (in, out) weight stored as
 // out/64 tiles of (in x 64) floats, contiguous, so one product is one sequential read that the
-// hardware prefetcher follows; up to 8 rows' accumulators stay in registers. k ascends for every
+// hardware prefetcher follows; 4 rows at a time keep their accumulators in registers. k ascends for every
 // output whatever the row count or the thread count, so every row's result is independent of its
 // company and of the threads by construction.
 //
@@ -18,35 +18,27 @@
 
 namespace {
 
-// MR rows by one tile's (K x 64) weights, a slice of W columns at a time (W = 64 for up to 4 rows,
-// 32 for 5-8: MR x W accumulators fit the vector registers); every weight byte is read once.
-template <int MR, int W>
-void tile_rows(const float* x, int64_t K, const float* tile, const float* b, float* y, int64_t N) {
-  for (int h = 0; h < 64; h += W) {
-    float acc[MR][W];
-    for (int m = 0; m < MR; ++m)
-      for (int j = 0; j < W; ++j) acc[m][j] = b[h + j];
-    const float* p = tile + h;
-    for (int64_t k = 0; k < K; ++k) {
-      __builtin_prefetch(p + (k + 32) * 64, 0, 0);
-      for (int m = 0; m < MR; ++m) {
-        const float a = x[m * K + k];
-#pragma omp simd
-        for (int j = 0; j < W; ++j) acc[m][j] += a * p[k * 64 + j];
-      }
-    }
-    for (int m = 0; m < MR; ++m)
-      for (int j = 0; j < W; ++j) y[m * N + h + j] = acc[m][j];
-  }
-}
-
+// MR (<= 4) rows by one tile's (K x 64) weights: 4 x 64 accumulators fit the vector registers and
+// every k reads one tile row of 256 contiguous bytes. No software prefetch: the hardware prefetcher
+// follows the sequential tile better (measured 1.5x over prefetching one line of every row ahead).
 template <int MR>
 void tile(const float* x, int64_t K, const float* p, const float* b, float* y, int64_t N) {
-  tile_rows<MR, (MR <= 4 ? 64 : 32)>(x, K, p, b, y, N);
+  float acc[MR][64];
+  for (int m = 0; m < MR; ++m)
+    for (int j = 0; j < 64; ++j) acc[m][j] = b[j];
+  for (int64_t k = 0; k < K; ++k) {
+    for (int m = 0; m < MR; ++m) {
+      const float a = x[m * K + k];
+#pragma omp simd
+      for (int j = 0; j < 64; ++j) acc[m][j] += a * p[k * 64 + j];
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int j = 0; j < 64; ++j) y[m * N + j] = acc[m][j];
 }
 
 using TileFn = void (*)(const float*, int64_t, const float*, const float*, float*, int64_t);
-constexpr TileFn kTile[9] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>, tile<7>, tile<8>};
+constexpr TileFn kTile[5] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>};
 
 // b (G, 1, N) or (G, N), x (G, M, K), p (G, N/64, K, 64) = the packed w (G, K, N) -> (G, M, N),
 // as torch.baddbmm(b, x, w)
@@ -62,12 +54,12 @@ at::Tensor stream_mm(const at::Tensor& b_in, const at::Tensor& x_in, const at::T
   const float* pd = p.data_ptr<float>();
   const float* bd = b.data_ptr<float>();
   float* yd = y.data_ptr<float>();
-  // one task per (group, tile): each reads its tile once for all rows (8 at a time)
+  // one task per (group, tile): each reads its tile from memory once for all rows (4 at a time)
   at::parallel_for(0, G * T, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t g = i / T, t = i % T;
-      for (int64_t m = 0; m < M; m += 8) {
-        const int64_t mr = std::min<int64_t>(8, M - m);
+      for (int64_t m = 0; m < M; m += 4) {  // rows past 4 re-read the tile from the cache
+        const int64_t mr = std::min<int64_t>(4, M - m);
         kTile[mr](xd + (g * M + m) * K, K, pd + (g * T + t) * K * 64, bd + g * N + t * 64,
                   yd + (g * M + m) * N + t * 64, N);
       }
