@@ -373,7 +373,7 @@ def format_report(res: BenchResult, targets: bool = True) -> str:
     mib = 1 / 2 ** 20
     prec = "float32" if res.precision == "float32" else f"{res.precision} weight-only matrix products"
     if res.compiled:
-        prec += " (compiled one-row step; batched sessions eager)"
+        prec += " (compiled one-row audio encoder, step and decoder; batched sessions eager)"
     lines = [f"model: {res.model}", f"torch {torch.__version__}, {res.threads} threads, {prec}, "
              f"classifier-free guidance {'on' if res.guidance else 'off'}; machine load average "
              f"{res.load[0]:.1f} on {res.load[1]} CPUs (other processes slow every figure)"]

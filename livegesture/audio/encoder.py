@@ -203,9 +203,19 @@ class AudioEncoder(StreamingModule):
         returns the (B, F, dim) features of the motion frames completed by this call."""
         if x.dim() != 2:
             raise ValueError(f"samples must be (B, N), got {tuple(x.shape)}")
+        return self.step_at(x, state, self.phase(state))
+
+    @staticmethod
+    def phase(state: StreamState) -> int:
+        """The sessions' common samples pushed modulo 1600 (a host read: the counter is on the CPU)."""
+        return _host_phase(state["phase"], "samples pushed mod 1600")  # type: ignore[arg-type]
+
+    def step_at(self, x: torch.Tensor, state: StreamState, p: int) -> torch.Tensor:
+        """:meth:`step` with the phase `p` (:meth:`phase`) already read: the rest is a function of
+        tensors and of the shapes, which ``torch.compile`` traces once per phase
+        (:class:`livegesture.engine.compiled.CompiledEncode`)."""
         A = self.config.align_frames
         hist: torch.Tensor = state["hist"]  # type: ignore[assignment]
-        p = _host_phase(state["phase"], "samples pushed mod 1600")  # type: ignore[arg-type]
         n = x.shape[1]
         m0, m1 = p // HOP, (p + n) // HOP  # mel frames done before / after, counted from the cycle start
         f0, f1 = frames_available(p), frames_available(p + n)  # motion frames likewise

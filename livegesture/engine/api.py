@@ -29,7 +29,7 @@ from ..motion import Motion
 from ..stages.base import StageSpec
 from ..tokenizer.grouped import GroupedDecoder
 from .batch import SessionBatch
-from .compiled import CompiledStep
+from .compiled import CompiledDecode, CompiledEncode, CompiledStep
 from .session import StreamSession
 
 __all__ = ["LiveGesture"]
@@ -59,8 +59,15 @@ class LiveGesture:
         # here for the model file's sampling (other guidance settings compile at their first stream)
         self.compile = bool(compile)
         self._compiled: dict[tuple[bool, float], CompiledStep] = {}
+        #: the one-row cores' tokenizer decoder and audio encoder as compiled programs (None unless
+        #: the engine compiles)
+        self.compiled_decode: CompiledDecode | None = None
+        self.compiled_encode: CompiledEncode | None = None
         if self.compile:
             self.compiled_step(self.sampling)
+            dev = self.bundle.model.null_audio.device
+            self.compiled_decode = CompiledDecode(self._decoder, dev)
+            self.compiled_encode = CompiledEncode(self.bundle.model.audio_encoder, dev)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",

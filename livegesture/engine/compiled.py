@@ -33,7 +33,7 @@ from ..model import stream_kernel
 from ..model.config import FRAMES_PER_TOKEN
 from ..streaming.state import StreamState
 
-__all__ = ["CompiledStep", "compile_available"]
+__all__ = ["CompiledDecode", "CompiledEncode", "CompiledStep", "compile_available"]
 
 #: inductor options: the C++ wrapper (no Python between the generated kernels) and frozen weights
 #: (constants of the program: the engine never changes them, see ``freeze_inference_weights``)
@@ -47,6 +47,30 @@ def compile_available(device: torch.device | str = "cpu") -> str | None:
     if torch.device(device).type == "cpu" and stream_kernel.cxx_compiler() is None:
         return "compiling the step needs a C++ compiler (g++ or clang++, or $CXX) on the PATH"
     return None
+
+
+def _kernel(asked: bool, device: torch.device, what: str) -> tuple[bool, str | None]:
+    """(whether a compiled program's float32 products run on the streaming kernel, why not)."""
+    if not asked:
+        return False, "not asked for"
+    note = stream_kernel.load() if device.type == "cpu" else "the streaming product kernel is a CPU kernel"
+    if note is not None:
+        warnings.warn(f"{note}; the compiled {what} keeps the library's products", stacklevel=3)
+    return note is None, note
+
+
+def _compile(fn, warm, what: str):
+    """``torch.compile`` of `fn` for fixed shapes, compiled now by `warm(program)`; a compiler
+    failure becomes one :class:`LiveGestureError` line."""
+    prog = torch.compile(fn, dynamic=False, fullgraph=True, options=INDUCTOR_OPTIONS)
+    try:
+        warm(prog)
+    except LiveGestureError:
+        raise
+    except Exception as e:  # an inductor / compiler failure: one line, not its traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LiveGestureError(f"torch.compile of the {what} failed: {first[:300]}") from e
+    return prog
 
 
 class CompiledStep:
@@ -63,23 +87,14 @@ class CompiledStep:
             raise LiveGestureError(why)
         self.model, self.batch, self.guided = model, int(batch), bool(guided)
         self.guidance_scale = float(guidance_scale)
-        if not kernel:
-            note: str | None = "not asked for"
-        elif model.null_audio.device.type == "cpu":
-            note = stream_kernel.load()
-        else:
-            note = "the streaming product kernel is a CPU kernel"
-        if kernel and note is not None:
-            warnings.warn(f"{note}; the compiled step keeps the library's products", stacklevel=2)
         #: whether the program's float32 products run on the streaming kernel, and if not, why not
-        self.kernel, self.kernel_note = note is None, note
+        self.kernel, self.kernel_note = _kernel(kernel, model.null_audio.device, "step")
         model.use_stream_kernel(self.kernel)
         model.freeze_inference_weights()
         # the kernel switch is the model's (dynamo guards on it: one model, one kind of program)
-        self._fn = torch.compile(model.step_flat, dynamic=False, fullgraph=True, options=INDUCTOR_OPTIONS)
-        self._warm()
+        self._fn = _compile(model.step_flat, self._warm, "model step")
 
-    def _warm(self) -> None:
+    def _warm(self, prog) -> None:
         """Compile now, on a scratch state of the same shapes (two steps: the program must be reused)."""
         m = self.model
         state = m.init_state(self.batch, guidance=self.guided)
@@ -89,14 +104,9 @@ class CompiledStep:
         with torch.no_grad():  # one eager step first: the lazily built weight copies, packed copies
             # and tables exist before the trace (made inside it, they would be remade every call)
             m.step(state, feats, prev, self.guidance_scale)
-        try:
             for _ in range(2):
-                self(state, feats, prev, self.guidance_scale)
-        except LiveGestureError:
-            raise
-        except Exception as e:  # an inductor / compiler failure: one line, not its traceback
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise LiveGestureError(f"torch.compile of the model step failed: {first[:300]}") from e
+                experts, fuse = m.flat_views(state)
+                prog(state["streams"], experts, fuse, feats, prev, self.guidance_scale)
 
     @torch.no_grad()
     def __call__(self, state: StreamState, feats: torch.Tensor, prev: torch.Tensor,
@@ -112,3 +122,77 @@ class CompiledStep:
                                    f"got {guidance_scale}")
         experts, fuse = self.model.flat_views(state)
         return self._fn(streams, experts, fuse, feats, prev, self.guidance_scale)
+
+
+class CompiledDecode:
+    """The grouped tokenizer decoder (:class:`~livegesture.tokenizer.grouped.GroupedDecoder`) of
+    one token of one session as one compiled program: what the one-row cores decode with when the
+    engine compiles (an eager base decode is ~60 aten calls reading 27 MB of weights, about half
+    the compute of a compiled step). Same rules as :class:`CompiledStep`: the decoder's float32
+    products run on the streaming kernel, its weights are frozen, and it is not bit-equal to the
+    eager decode (batched cores keep that one)."""
+
+    def __init__(self, decoder, device: torch.device | str = "cpu", kernel: bool = True):
+        why = compile_available(device)
+        if why is not None:
+            raise LiveGestureError(why)
+        self.decoder = decoder
+        self.regions = len(decoder.tok)
+        #: whether the program's float32 products run on the streaming kernel, and if not, why not
+        self.kernel, self.kernel_note = _kernel(kernel, torch.device(device), "decoder")
+        decoder.use_stream_kernel(self.kernel)
+        decoder._cache.frozen = True
+        self._device = torch.device(device)
+        self._fn = _compile(decoder.decode_flat, self._warm, "tokenizer decoder")
+
+    def _warm(self, prog) -> None:
+        state = self.decoder.init_state(1, self._device)
+        ids = torch.zeros(1, self.regions, 1, dtype=torch.long, device=self._device)
+        with torch.no_grad():
+            self.decoder.decode(ids, state)  # eager first: the stacked and packed copies
+            for _ in range(2):
+                prog(ids, state)
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor, state: StreamState) -> list[torch.Tensor]:
+        """Frames (1, 4, D_r) per region of one token ids (1, R, 1), the histories advanced in place."""
+        if tuple(ids.shape) != (1, self.regions, 1):
+            raise LiveGestureError(f"the compiled decoder takes one token of one session, (1, {self.regions}, 1) "
+                                   f"ids, got {tuple(ids.shape)}")
+        return self._fn(ids, state)
+
+
+class CompiledEncode:
+    """The audio encoder's step on one token's samples of one session as compiled programs, one
+    per token phase (token k's samples start at ``token_end_sample(k - 1)``: three phases modulo
+    1600, each with its own block length and mel framing). The phase is read on the host first
+    (:meth:`~livegesture.audio.encoder.AudioEncoder.phase`), so each program is a function of
+    tensors only. The products stay the library's (the encoder's weights are a few MB, read by
+    14-row products: not the cold batch-1 case the streaming kernel is for)."""
+
+    PHASES = 3
+
+    def __init__(self, encoder, device: torch.device | str = "cpu"):
+        why = compile_available(device)
+        if why is not None:
+            raise LiveGestureError(why)
+        self.encoder, self._device = encoder, torch.device(device)
+        self._fn = _compile(encoder.step_at, self._warm, "audio encoder")
+
+    def _warm(self, prog) -> None:
+        from ..audio.encoder import frames_end_sample
+
+        state = self.encoder.init_state(1, self._device)
+        ends = [frames_end_sample(FRAMES_PER_TOKEN * k) for k in range(2 * self.PHASES + 1)]
+        with torch.no_grad():
+            for a, b in zip(ends, ends[1:]):  # every phase twice: each program must be reused
+                x = torch.zeros(1, b - a, device=self._device)
+                prog(x, state, self.encoder.phase(state))
+
+    @torch.no_grad()
+    def __call__(self, samples: torch.Tensor, state: StreamState) -> torch.Tensor:
+        """Features (1, F, d) of the frames that one token's samples (1, N) complete (as ``step``)."""
+        if samples.dim() != 2 or samples.shape[0] != 1:
+            raise LiveGestureError(f"the compiled audio encoder takes one session's samples (1, N), "
+                                   f"got {tuple(samples.shape)}")
+        return self._fn(samples, state, self.encoder.phase(state))

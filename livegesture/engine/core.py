@@ -215,6 +215,8 @@ class EngineCore:
         self.view_steps = 0         # of which on contiguous rows (no gather/scatter copies)
         # the compiled step of an engine loaded with compile=True: one-row cores only (.compiled)
         self._step = (engine.compiled_step(self.sampling) if C == 1 else None) or model.step
+        self._decode_one = (engine.compiled_decode if C == 1 else None) or self._decoder.decode
+        self._encode_one = (engine.compiled_encode if C == 1 else None) or model.audio_encoder.step
 
     # ------------------------------------------------------------------ sessions
     def __len__(self) -> int:
@@ -452,7 +454,7 @@ class EngineCore:
         rows = [s.row for s, _ in group]
         blocks = torch.from_numpy(np.stack([blk for _, blk in group])).to(self._device)
         sub, copied = _rows(self._state["audio"], rows)  # type: ignore[arg-type]
-        feats = model.encode_audio(blocks, {"audio": sub})  # (B, 4, d): one token each
+        feats = self._encode_one(blocks, sub)  # (B, 4, d): one token each
         if copied:
             state_assign_(self._state["audio"], rows, sub)  # type: ignore[arg-type]
         for i, (s, _) in enumerate(group):
@@ -518,7 +520,7 @@ class EngineCore:
             rows = [todo[i].row for i in idx]
             ids = torch.stack([todo[i].tokens[t] for i in idx])[:, :, None]  # (B, R, 1)
             sub, copied = _rows(self._dec, rows)
-            y = self._decoder.decode(ids, sub)  # per region (B, 4, D_r)
+            y = self._decode_one(ids, sub)  # per region (B, 4, D_r)
             if copied:
                 state_assign_(self._dec, rows, sub)
             if frames is None:

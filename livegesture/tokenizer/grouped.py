@@ -94,6 +94,11 @@ class GroupedDecoder(StackedWeights):
     def decode(self, ids: torch.Tensor, state: StreamState) -> list[torch.Tensor]:
         """Frames of token ids (B, R, n): one tensor (B, 4n, D_r) per region."""
         self.refresh()
+        return self.decode_flat(ids, state)
+
+    def decode_flat(self, ids: torch.Tensor, state: StreamState) -> list[torch.Tensor]:
+        """:meth:`decode` on the copies already built (no Python-side cache check): what
+        ``torch.compile`` traces for the one-row cores (:class:`livegesture.engine.compiled.CompiledDecode`)."""
         w = self.w
         B, R, n = ids.shape
         if n == 0:

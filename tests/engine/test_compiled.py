@@ -1,4 +1,4 @@
-"""The compiled one-row step (livegesture/engine/compiled.py): streaming == offline bit for bit
+"""The compiled one-row programs (livegesture/engine/compiled.py: step, decoder, audio encoder): streaming == offline bit for bit
 within the mode, one program for every session (no recompile per session or over a long
 stream), close to the eager step, and batched cores left eager."""
 
@@ -10,7 +10,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from livegesture import LiveGesture
-from livegesture.engine.compiled import CompiledStep, compile_available
+from livegesture.engine.compiled import CompiledDecode, CompiledEncode, CompiledStep, compile_available
 from livegesture.errors import LiveGestureError
 from livegesture.model.config import SamplingConfig
 
@@ -39,7 +39,9 @@ def test_streaming_equals_offline_within_the_compiled_mode(compiled, sizes):
     off = run_stream(compiled.stream(seed=2), audio, [])
     before = graphs()
     session = compiled.stream(seed=2)
-    assert isinstance(session._core._step, CompiledStep)  # the lone stream runs the program
+    assert isinstance(session._core._step, CompiledStep)  # the lone stream runs the programs
+    assert isinstance(session._core._decode_one, CompiledDecode)
+    assert isinstance(session._core._encode_one, CompiledEncode)
     live = run_stream(session, audio, sizes)
     assert graphs() == before  # a new session reuses the program
     assert torch.equal(off[1], live[1])
@@ -89,6 +91,8 @@ def test_batched_cores_stay_eager_and_bit_equal(compiled, eager):
     for lg in (compiled, eager):
         batch = lg.stream_batch(2, seeds=[5, 6])
         assert not isinstance(batch._core._step, CompiledStep)
+        assert not isinstance(batch._core._decode_one, CompiledDecode)
+        assert not isinstance(batch._core._encode_one, CompiledEncode)
         parts = [batch.push([a[:16000] for a in audio]), batch.push([a[16000:] for a in audio]), batch.close()]
         outs.append([np.concatenate([p[i].poses for p in parts]) for i in range(2)])
     for x, y in zip(*outs):
@@ -178,3 +182,45 @@ def test_bench_reports_the_compiled_step_and_its_kernel(compiled):
     assert res.step.compiled and res.step.kernel
     assert "KV-cached (compiled, streaming product kernel)" in format_report(res)
     assert res.to_dict()["step"]["kernel"] is True
+
+
+def test_compiled_decoder_is_close_to_eager_on_the_kernel_and_refuses_other_shapes(compiled):
+    dec = compiled.compiled_decode
+    assert isinstance(dec, CompiledDecode) and dec.kernel and dec.kernel_note is None
+    grouped = compiled._decoder
+    assert len(grouped.packed) > 0
+    K = compiled.bundle.model.codebook_size
+    ids = torch.randint(K, (24, 1, dec.regions, 1), generator=torch.Generator().manual_seed(3))
+    a, b = grouped.init_state(1), grouped.init_state(1)
+    worst = 0.0
+    with torch.no_grad():
+        for t in range(len(ids)):  # histories fill and roll: the states must advance alike
+            ya, yb = grouped.decode(ids[t], a), dec(ids[t], b)
+            assert [y.shape for y in ya] == [y.shape for y in yb]
+            worst = max(worst, max(float((x - y).abs().max()) for x, y in zip(ya, yb)))
+        assert kernel_calls(lambda: dec(ids[0], b)) >= len(grouped.packed)
+        assert kernel_calls(lambda: grouped.decode(ids[0], a)) == 0  # eager decodes keep the library's
+    assert worst < 1e-4, worst
+    with pytest.raises(LiveGestureError, match="one token of one session"):
+        dec(torch.zeros(2, dec.regions, 1, dtype=torch.long), grouped.init_state(2))
+
+
+def test_compiled_encoder_is_close_to_eager_one_program_per_phase(compiled):
+    from livegesture.audio.encoder import frames_end_sample
+
+    enc = compiled.compiled_encode
+    assert isinstance(enc, CompiledEncode)
+    model = compiled.bundle.model
+    ends = [frames_end_sample(4 * k) for k in range(13)]
+    g = torch.Generator().manual_seed(5)
+    a, b = model.audio_encoder.init_state(1), model.audio_encoder.init_state(1)
+    before = graphs()
+    with torch.no_grad():
+        for lo, hi in zip(ends, ends[1:]):  # 12 tokens: every phase four times
+            x = 0.1 * torch.randn(1, hi - lo, generator=g)
+            ya, yb = model.audio_encoder.step(x, a), enc(x, b)
+            assert ya.shape == yb.shape == (1, 4, model.config.audio.dim)
+            assert float((ya - yb).abs().max()) < 1e-4
+    assert graphs() == before  # the three programs of the warm-up, reused
+    with pytest.raises(LiveGestureError, match="one session's samples"):
+        enc(torch.zeros(2, 2134), model.audio_encoder.init_state(2))
