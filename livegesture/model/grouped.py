@@ -16,6 +16,7 @@ autograd, in eval mode and without embedding noise; training keeps the per-exper
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +132,12 @@ class StackedWeights:
         y = torch.stack([torch._weight_int8pack_mm(xb[r], lin.weight, lin.scale) for r, lin in enumerate(q)])
         return y.to(x.dtype).add_(self.w[name + "b"])
 
+    def rows_free(self) -> bool:
+        """Whether this call's products give every row the same bits at any row count, so that rows
+        need no padding to ``MIN_ROWS``: the int8 copies, and the streaming kernel inside a compiled
+        program (padded rows would double a batch-1 product's arithmetic there)."""
+        return bool(self.q) or (self.kernel and bool(self.packed) and torch.compiler.is_compiling())
+
     def packed_weight(self, name: str, transposed: bool = False) -> torch.Tensor | None:
         """The tile-packed copy of float32 product `name` ((G, in, out), or (out, in) when `transposed`),
         made on first use by an eager step; None when the kernel cannot take it. A compiled trace never
@@ -178,6 +185,9 @@ class StepTables:
     q_rot: tuple[torch.Tensor, torch.Tensor] | None
     k_rot: tuple[torch.Tensor, torch.Tensor] | None
     memo: dict[str, dict] = field(default_factory=dict)
+    #: the ring attention every layer runs instead of the library's SDPA (None: SDPA); set by a
+    #: compiled step on the streaming kernel (:meth:`GroupedExperts.tables`)
+    attend: Callable | None = None
 
     @classmethod
     def of(cls, state: StreamState, cross: StreamingCrossAttention, rope: RotaryEmbedding | None,
@@ -283,7 +293,7 @@ class GroupedExperts(StackedWeights):
             tables = self.tables(state, n, audio.dtype)
         d, K = e0.cfg.dim, e0.codebook_size
         M = N * n
-        Mp = M if self.q else max(M, MIN_ROWS)  # the int8 kernel is row-wise at any row count: no padding
+        Mp = M if self.rows_free() else max(M, MIN_ROWS)
         ids = inputs.permute(1, 0, 2).reshape(R, M)
         emb = torch.gather(w["tok"], 1, ids.clamp(max=K)[..., None].expand(R, M, d))
         emb = _pad(torch.where((ids == K + 1)[..., None], w["mask"], emb), Mp)
@@ -315,7 +325,10 @@ class GroupedExperts(StackedWeights):
     def tables(self, state: StreamState, n: int, dtype: torch.dtype) -> StepTables:
         """The positions and RoPE tables of the next `n` positions of an expert state's rows."""
         b0 = self.experts[0].blocks[0]
-        return StepTables.of(state["blocks.0"], b0.cross, b0.self_attn.rope, n, dtype)  # type: ignore[arg-type]
+        t = StepTables.of(state["blocks.0"], b0.cross, b0.self_attn.rope, n, dtype)  # type: ignore[arg-type]
+        if self.kernel and self.packed and torch.compiler.is_compiling():
+            t.attend = stream_kernel.ring_attention
+        return t
 
     def heads(self, h: torch.Tensor) -> torch.Tensor:
         """Logits (R, M, K) of hidden states (R, M, dim), each region through its own head (after a
@@ -351,7 +364,7 @@ def _cross(layer: StreamingCrossAttention, st: StreamState, q: torch.Tensor, k: 
     qh = _rot(_to_rows(q, N, R, n, H), t.q_rot)
     # n == 1: the model's invariant k_offset = 4 q_offset makes the write evict no visible key
     att, seen = layer._attend_and_write(qh, t.q_times, st, k, v, t.k_times, n == 1, guard_empty=True,
-                                        shared=t.shared("expert_cross"))
+                                        shared=t.shared("expert_cross"), attend=t.attend)
     st["k_offset"].add_(Tk)  # type: ignore[union-attr]
     st["q_offset"].add_(n)  # type: ignore[union-attr]
     seen_r = seen.view(N, R, n, 1).permute(1, 0, 2, 3).reshape(R, N * n, 1)  # type: ignore[union-attr]
@@ -375,6 +388,6 @@ def self_attend_heads(layer: StreamingSelfAttention, st: StreamState, qkvh: torc
     qk = _rot(qkvh[:, :2 * H], t.pos_rot)
     q, k, v = qk[:, :H], qk[:, H:], qkvh[:, 2 * H:]
     out, _ = layer._attend_and_write(q, t.pos, st, k, v, t.pos, n <= layer.max_step, guard_empty=False,
-                                     shared=t.shared("token"))
+                                     shared=t.shared("token"), attend=t.attend)
     st["offset"].add_(n)  # type: ignore[union-attr]
     return out

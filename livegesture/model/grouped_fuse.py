@@ -141,7 +141,7 @@ class GroupedFuse(StackedWeights):
         if t.q_rot is not None:
             q = _rot(q, tuple(c.reshape(B, 1, R * n, -1) for c in t.q_rot))  # type: ignore[arg-type]
         att, seen = layer._attend_and_write(q, q_times, st, k, v, k_times, n == 1, guard_empty=True,
-                                            shared=t.shared("fuse_cross"))
+                                            shared=t.shared("fuse_cross"), attend=t.attend)
         st["k_offset"].add_(Tk)  # type: ignore[union-attr]
         st["q_offset"].add_(n)  # type: ignore[union-attr]
         out = self.linear(f"{i}.co", _merge(att)).masked_fill(~seen, 0.0)

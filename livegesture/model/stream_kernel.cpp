@@ -15,6 +15,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
 
 namespace {
 
@@ -68,12 +71,75 @@ at::Tensor stream_mm(const at::Tensor& b_in, const at::Tensor& x_in, const at::T
   return y;
 }
 
+
+// Attention of a few queries over a ring of keys: out = softmax(q k^T / sqrt(D), where mask) v for
+// q (B, H, Tq, D), k and v (B, H, C, D), mask (B, 1 or H, Tq, C) bool (true = seen; every query
+// sees at least one key, as the callers guarantee). Why: at batch 1 the library's flash attention
+// costs several times the read of its ring (per-call tiling and scratch set-up); here each (row,
+// head) reads its keys and values once, in order, and keys a query does not see are not read.
+// Each (row, head) is computed alone, so its result is independent of its company and the threads.
+at::Tensor ring_attn(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& m_in) {
+  TORCH_CHECK(q_in.dim() == 4 && k_in.dim() == 4 && v_in.dim() == 4 && m_in.dim() == 4,
+              "ring_attn: q, k, v (B, H, T, D), mask (B, 1|H, Tq, C)");
+  TORCH_CHECK(q_in.scalar_type() == at::kFloat && k_in.scalar_type() == at::kFloat && v_in.scalar_type() == at::kFloat &&
+              m_in.scalar_type() == at::kBool, "ring_attn: float32 q, k, v and a bool mask");
+  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous(), mk = m_in.contiguous();
+  const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), D = q.size(3), C = k.size(2), MH = mk.size(1);
+  TORCH_CHECK(k.size(0) == B && k.size(1) == H && k.size(3) == D && v.sizes() == k.sizes() && mk.size(0) == B &&
+              (MH == 1 || MH == H) && mk.size(2) == Tq && mk.size(3) == C, "ring_attn: shapes disagree");
+  at::Tensor y = at::empty_like(q);
+  const float* qd = q.data_ptr<float>();
+  const float* kd = k.data_ptr<float>();
+  const float* vd = v.data_ptr<float>();
+  const bool* md = mk.data_ptr<bool>();
+  float* yd = y.data_ptr<float>();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> s(C), acc(D);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const float* kk = kd + bh * C * D;
+      const float* vv = vd + bh * C * D;
+      for (int64_t t = 0; t < Tq; ++t) {
+        const float* qq = qd + (bh * Tq + t) * D;
+        const bool* m = md + ((b * MH + (MH == 1 ? 0 : h)) * Tq + t) * C;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < C; ++j) {
+          if (!m[j]) continue;
+          const float* kj = kk + j * D;
+          float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+          for (int64_t d = 0; d < D; ++d) dot += qq[d] * kj[d];
+          s[j] = dot * scale;
+          mx = std::max(mx, s[j]);
+        }
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        float den = 0.0f;
+        for (int64_t j = 0; j < C; ++j) {
+          if (!m[j]) continue;
+          const float p = std::exp(s[j] - mx);
+          den += p;
+          const float* vj = vv + j * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) acc[d] += p * vj[d];
+        }
+        float* out = yd + (bh * Tq + t) * D;
+        const float inv = 1.0f / den;
+        for (int64_t d = 0; d < D; ++d) out[d] = acc[d] * inv;
+      }
+    }
+  });
+  return y;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(livegesture, m) {
   m.def("stream_mm(Tensor b, Tensor x, Tensor p) -> Tensor");
+  m.def("ring_attn(Tensor q, Tensor k, Tensor v, Tensor mask) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(livegesture, CPU, m) {
   m.impl("stream_mm", &stream_mm);
+  m.impl("ring_attn", &ring_attn);
 }

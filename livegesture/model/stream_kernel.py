@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["TILE", "cxx_compiler", "load", "pack", "packable", "stream_mm"]
+__all__ = ["TILE", "cxx_compiler", "load", "pack", "packable", "ring_attention", "stream_mm"]
 
 #: output columns per packed tile (the kernel's register block)
 TILE = 64
@@ -99,6 +99,7 @@ def load() -> str | None:
         try:
             torch.ops.load_library(str(_build(cxx)))
             torch.library.register_fake("livegesture::stream_mm")(_fake)
+            torch.library.register_fake("livegesture::ring_attn")(_fake_attn)
         except Exception as e:  # a compiler or loader failure: one line, the library's products stay
             why = f"the streaming product kernel did not build: {str(e).strip().splitlines()[0][:240]}"
     _loaded.append(why)
@@ -107,6 +108,17 @@ def load() -> str | None:
 
 def _fake(b: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return x.new_empty(x.shape[0], x.shape[1], p.shape[1] * TILE)
+
+
+def _fake_attn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return q.new_empty(q.shape)  # contiguous, as the kernel returns
+
+
+def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` for float32 q (B, H, Tq, D), k, v
+    (B, H, C, D) and a bool mask (B, 1 or H, Tq, C) that opens at least one key per query (after
+    :func:`load`)."""
+    return torch.ops.livegesture.ring_attn(q, k, v, mask)
 
 
 def packable(w: torch.Tensor) -> bool:

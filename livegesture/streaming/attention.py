@@ -17,6 +17,8 @@ State (batch first, all zeros = fresh session):
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -116,29 +118,35 @@ class _WindowAttention(StreamingModule):
         return shared[key]
 
     def _attend_ring(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState,
-                     guard_empty: bool, shared: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     guard_empty: bool, shared: dict | None = None,
+                     attend: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`_attend` after the call's keys were already written into the ring: no concatenation
         of cache and new keys (a copy of the whole ring per call). Equal to :meth:`_attend` (up to the
-        order of the softmax sum) when the write evicted no key visible to these queries."""
+        order of the softmax sum) when the write evicted no key visible to these queries. `attend`:
+        ``(q, k, v, bool mask) -> out`` to run instead of the library's SDPA (the compiled step's
+        ring kernel, docs/design.md §6), inference only."""
         def make():
             cpos = state["pos"]
             return self._window_mask(cpos > 0, cpos - 1, q_times, guard_empty)
 
         mask, seen = self._memo(shared, "mask", make)
+        if attend is not None and not self.training:
+            return attend(q, state["k"], state["v"], mask), seen
         out = F.scaled_dot_product_attention(q, state["k"], state["v"], attn_mask=mask,
                                              dropout_p=self.dropout if self.training else 0.0)
         return out, seen
 
     def _attend_and_write(self, q: torch.Tensor, q_times: torch.Tensor, state: StreamState, k: torch.Tensor,
                           v: torch.Tensor, k_times: torch.Tensor, write_first: bool, guard_empty: bool,
-                          shared: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                          shared: dict | None = None, attend: Callable | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend over cache + this call's keys and store the keys in the ring. `write_first` (the
         caller knows the write evicts no key these queries see) writes first and attends on the ring
         alone, which avoids concatenating the whole cache with the new keys. `shared`: a per-step memo
         of the mask and write slots for layers with identical ring positions (see :meth:`_memo`)."""
         if write_first:
             self._write(state, k, v, k_times, shared)
-            return self._attend_ring(q, q_times, state, guard_empty, shared)
+            return self._attend_ring(q, q_times, state, guard_empty, shared, attend)
         out = self._attend(q, q_times, state, k, v, k_times, guard_empty, shared)
         self._write(state, k, v, k_times, shared)
         return out

@@ -13,6 +13,7 @@ from livegesture import LiveGesture
 from livegesture.engine.compiled import CompiledDecode, CompiledEncode, CompiledStep, compile_available
 from livegesture.errors import LiveGestureError
 from livegesture.model.config import SamplingConfig
+from livegesture.streaming.attention import StreamingCrossAttention, StreamingSelfAttention
 
 from ..test_engine import audio_of, model_path, run_stream  # noqa: F401  (fixtures)
 
@@ -133,11 +134,11 @@ def test_no_compiler_is_one_clear_line(monkeypatch, model_path):
         CompiledStep(LiveGesture.load(model_path).bundle.model)
 
 
-def kernel_calls(fn) -> int:
-    """How many times ``livegesture::stream_mm`` ran during fn()."""
+def kernel_calls(fn, op: str = "livegesture::stream_mm") -> int:
+    """How many times kernel `op` ran during fn()."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         fn()
-    return sum(e.count for e in prof.key_averages() if e.key == "livegesture::stream_mm")
+    return sum(e.count for e in prof.key_averages() if e.key == op)
 
 
 def test_compiled_products_run_on_the_streaming_kernel_and_eager_ones_do_not(compiled):
@@ -153,6 +154,13 @@ def test_compiled_products_run_on_the_streaming_kernel_and_eager_ones_do_not(com
     with torch.no_grad():
         assert kernel_calls(lambda: step(state, feats, prev, scale)) >= packed  # every packed product, once or more
         assert kernel_calls(lambda: model.step(state, feats, prev, scale)) == 0
+        # every ring attention layer (one grouped call per expert block, one per fuse layer) on the ring
+        # kernel too; eager ones on SDPA
+        kinds = (StreamingCrossAttention, StreamingSelfAttention)
+        expert = next(iter(model.experts.values()))
+        rings = sum(isinstance(m, kinds) for m in (*expert.modules(), *model.fuse.modules()))
+        assert kernel_calls(lambda: step(state, feats, prev, scale), "livegesture::ring_attn") == rings > 0
+        assert kernel_calls(lambda: model.step(state, feats, prev, scale), "livegesture::ring_attn") == 0
 
 
 def test_a_kernel_that_does_not_build_leaves_the_library_products(monkeypatch, model_path, eager):

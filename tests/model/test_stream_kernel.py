@@ -1,6 +1,6 @@
-"""The streaming product kernel (livegesture/model/stream_kernel.py): the library's product within
-float32 rounding, every row independent of its company and of the thread count (bit for bit),
-bad shapes refused, a failed build reported in one line."""
+"""The streaming kernels (livegesture/model/stream_kernel.py): the library's product and attention
+within float32 rounding, every row independent of its company and of the thread count (bit for
+bit), keys a query does not see never read, bad shapes refused, a failed build reported in one line."""
 
 from __future__ import annotations
 
@@ -105,3 +105,47 @@ def test_the_build_is_cached_per_machine(monkeypatch, tmp_path):
     assert stream_kernel._build(stream_kernel.cxx_compiler()) == first
     assert os.stat(first).st_mtime_ns == mtime
     assert first.parent == tmp_path / "kernels"
+
+
+def attention_operands(B: int, H: int, Tq: int, C: int, MH: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(B, H, T, 64, generator=g) for T in (Tq, C, C))
+    mask = torch.rand(B, MH, Tq, C, generator=g) > 0.4
+    mask[..., C // 2] = True  # every query sees a key (what the callers guarantee)
+    return q, k, v, mask
+
+
+@needs_kernel
+@pytest.mark.parametrize("B,H,Tq,C,MH", [(8, 4, 1, 128, 1), (8, 4, 1, 32, 1), (2, 4, 4, 128, 1),
+                                         (3, 2, 4, 40, 2), (1, 1, 1, 1, 1)])
+def test_ring_attention_matches_sdpa_and_rows_are_independent(B, H, Tq, C, MH):
+    q, k, v, mask = attention_operands(B, H, Tq, C, MH)
+    y = stream_kernel.ring_attention(q, k, v, mask)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    for b in range(B):  # a row alone gives the same bits as in company
+        assert torch.equal(stream_kernel.ring_attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], mask[b:b + 1]), y[b:b + 1])
+    # strided inputs (the callers pass transposed heads) are taken by value
+    qt = q.transpose(1, 2).contiguous().transpose(1, 2)
+    assert torch.equal(stream_kernel.ring_attention(qt, k, v, mask), y)
+
+
+@needs_kernel
+def test_ring_attention_never_reads_keys_a_query_does_not_see():
+    q, k, v, mask = attention_operands(2, 4, 1, 64, 1, seed=2)
+    y = stream_kernel.ring_attention(q, k, v, mask)
+    hidden = ~mask.expand(2, 4, 1, 64)[:, :, 0]  # (B, H, C) slots no query sees
+    k2, v2 = k.clone(), v.clone()
+    k2[hidden], v2[hidden] = float("nan"), float("nan")  # an unfilled ring slot may hold anything
+    assert torch.equal(stream_kernel.ring_attention(q, k2, v2, mask), y)
+
+
+@needs_kernel
+def test_ring_attention_refuses_bad_operands():
+    q, k, v, mask = attention_operands(2, 4, 1, 16, 1)
+    with pytest.raises(RuntimeError, match="ring_attn"):
+        stream_kernel.ring_attention(q, k, v, mask.float())
+    with pytest.raises(RuntimeError, match="ring_attn"):
+        stream_kernel.ring_attention(q, k[:, :, :8], v, mask)
+    with pytest.raises(RuntimeError, match="ring_attn"):
+        stream_kernel.ring_attention(q.double(), k, v, mask)
