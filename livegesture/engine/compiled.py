@@ -49,6 +49,12 @@ def compile_available(device: torch.device | str = "cpu") -> str | None:
     return None
 
 
+def _require_compiler(device: torch.device | str) -> None:
+    why = compile_available(device)
+    if why is not None:
+        raise LiveGestureError(why)
+
+
 def _kernel(asked: bool, device: torch.device, what: str) -> tuple[bool, str | None]:
     """(whether a compiled program's float32 products run on the streaming kernel, why not)."""
     if not asked:
@@ -82,9 +88,7 @@ class CompiledStep:
 
     def __init__(self, model: torch.nn.Module, batch: int = 1, guided: bool = True,
                  guidance_scale: float = 1.0, kernel: bool = True):
-        why = compile_available(model.null_audio.device)
-        if why is not None:
-            raise LiveGestureError(why)
+        _require_compiler(model.null_audio.device)
         self.model, self.batch, self.guided = model, int(batch), bool(guided)
         self.guidance_scale = float(guidance_scale)
         #: whether the program's float32 products run on the streaming kernel, and if not, why not
@@ -133,9 +137,7 @@ class CompiledDecode:
     eager decode (batched cores keep that one)."""
 
     def __init__(self, decoder, device: torch.device | str = "cpu", kernel: bool = True):
-        why = compile_available(device)
-        if why is not None:
-            raise LiveGestureError(why)
+        _require_compiler(device)
         self.decoder = decoder
         self.regions = len(decoder.tok)
         #: whether the program's float32 products run on the streaming kernel, and if not, why not
@@ -173,9 +175,7 @@ class CompiledEncode:
     PHASES = 3
 
     def __init__(self, encoder, device: torch.device | str = "cpu"):
-        why = compile_available(device)
-        if why is not None:
-            raise LiveGestureError(why)
+        _require_compiler(device)
         self.encoder, self._device = encoder, torch.device(device)
         self._fn = _compile(encoder.step_at, self._warm, "audio encoder")
 

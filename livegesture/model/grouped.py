@@ -132,11 +132,16 @@ class StackedWeights:
         y = torch.stack([torch._weight_int8pack_mm(xb[r], lin.weight, lin.scale) for r, lin in enumerate(q)])
         return y.to(x.dtype).add_(self.w[name + "b"])
 
+    def in_kernel_program(self) -> bool:
+        """Whether this call is being traced into a compiled program on the streaming kernels (the
+        packed copies exist): what selects the kernel's products, unpadded rows and ring attention."""
+        return self.kernel and bool(self.packed) and torch.compiler.is_compiling()
+
     def rows_free(self) -> bool:
         """Whether this call's products give every row the same bits at any row count, so that rows
         need no padding to ``MIN_ROWS``: the int8 copies, and the streaming kernel inside a compiled
         program (padded rows would double a batch-1 product's arithmetic there)."""
-        return bool(self.q) or (self.kernel and bool(self.packed) and torch.compiler.is_compiling())
+        return bool(self.q) or self.in_kernel_program()
 
     def packed_weight(self, name: str, transposed: bool = False) -> torch.Tensor | None:
         """The tile-packed copy of float32 product `name` ((G, in, out), or (out, in) when `transposed`),
@@ -326,7 +331,7 @@ class GroupedExperts(StackedWeights):
         """The positions and RoPE tables of the next `n` positions of an expert state's rows."""
         b0 = self.experts[0].blocks[0]
         t = StepTables.of(state["blocks.0"], b0.cross, b0.self_attn.rope, n, dtype)  # type: ignore[arg-type]
-        if self.kernel and self.packed and torch.compiler.is_compiling():
+        if self.in_kernel_program():
             t.attend = stream_kernel.ring_attention
         return t
 

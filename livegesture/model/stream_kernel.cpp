@@ -71,7 +71,6 @@ at::Tensor stream_mm(const at::Tensor& b_in, const at::Tensor& x_in, const at::T
   return y;
 }
 
-
 // Attention of a few queries over a ring of keys: out = softmax(q k^T / sqrt(D), where mask) v for
 // q (B, H, Tq, D), k and v (B, H, C, D), mask (B, 1 or H, Tq, C) bool (true = seen; every query
 // sees at least one key, as the callers guarantee). Why: at batch 1 the library's flash attention
