@@ -90,6 +90,8 @@ class StackedWeights:
         #: the first eager step; only a compiled program calls the kernel on them
         self.kernel = False
         self.packed: dict[str, torch.Tensor] = {}
+        #: (key, rows) memo of :meth:`null_rows`
+        self._null: tuple[tuple, torch.Tensor] | None = None
 
     def use_stream_kernel(self, on: bool) -> None:
         """Let compiled programs run the float32 products through the streaming kernel (which must be
@@ -131,6 +133,20 @@ class StackedWeights:
         xb = pad_width(x.to(torch.bfloat16), q[0].in_features)  # the rows of every region converted at once
         y = torch.stack([torch._weight_int8pack_mm(xb[r], lin.weight, lin.scale) for r, lin in enumerate(q)])
         return y.to(x.dtype).add_(self.w[name + "b"])
+
+    def null_rows(self, null: torch.Tensor, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``make(null)``: what this module's step computes from the null audio vector alone (its audio
+        keys and values), memoised until the weights or `null` change. Under classifier-free guidance the
+        unconditional stream hears the null audio at every frame, so those rows are the same every step
+        (docs/design.md §6, "The null stream's audio keys and values"). `make` must be row-invariant
+        (padded products), so the memo has the bits the rows would get in the step's own product. Made
+        by an eager step; a compiled trace reads the memo (a trace that finds none computes the rows)."""
+        if torch.compiler.is_compiling():
+            return self._null[1] if self._null is not None else make(null)
+        key = (self._key, null.data_ptr(), null._version, null.dtype, null.device)
+        if self._null is None or self._null[0] != key:
+            self._null = (key, make(null))
+        return self._null[1]
 
     def in_kernel_program(self) -> bool:
         """Whether this call is being traced into a compiled program on the streaming kernels (the
@@ -283,10 +299,11 @@ class GroupedExperts(StackedWeights):
 
     # ------------------------------------------------------------------ the grouped step
     def step(self, inputs: torch.Tensor, state: StreamState, audio: torch.Tensor,
-             tables: StepTables | None = None) -> torch.Tensor:
+             tables: StepTables | None = None, null: torch.Tensor | None = None) -> torch.Tensor:
         """inputs (N, R, n) ids, state: one expert state of N*R rows (row = i*R + r), audio (N, 4n, da)
         -> hidden states h (R, N*n, dim) (before the heads). `tables`: this step's positions (computed
-        from the state when not given).
+        from the state when not given). `null`: the null audio vector when the rows are guided pairs
+        (row 2b + 1 hears only it): their audio keys and values come from :meth:`null_rows`.
 
         The token rows are carried padded to at least ``MIN_ROWS`` (zero rows, dropped at the end) so
         that every float32 product is row-invariant without padding each one (int8 products need no
@@ -303,13 +320,10 @@ class GroupedExperts(StackedWeights):
         emb = torch.gather(w["tok"], 1, ids.clamp(max=K)[..., None].expand(R, M, d))
         emb = _pad(torch.where((ids == K + 1)[..., None], w["mask"], emb), Mp)
         x = self._mlp(emb, "in1", "in2")  # (R, Mp, d)
-        a = F.layer_norm(audio.reshape(N * audio.shape[1], -1), audio.shape[-1:])
-        a = a[None] * w["ang"] + w["anb"]  # (R, N*4n, da)
         H, nb = e0.blocks[0].cross.num_heads, len(e0.blocks)
         Tk = audio.shape[1]
-        kv_all = self.mm("kv", a, pad=True)  # (R, N*4n, blocks*2d)
         # every block's audio keys and values as rows (N*R, blocks, 2, H, 4n, Dh); the keys rotated at once
-        kvh = _to_rows(kv_all, N, R, Tk, nb * 2 * H).unflatten(1, (nb, 2, H))
+        kvh = self._audio_kv(audio, N, R, Tk, nb * 2 * H, null).unflatten(1, (nb, 2, H))
         keys = _rot(kvh[:, :, 0], _bcast(tables.k_rot))
         for i, block in enumerate(e0.blocks):
             st = state[f"blocks.{i}"]
@@ -326,6 +340,26 @@ class GroupedExperts(StackedWeights):
             h = self._ln(x, w[f"{i}.norm_mlp.g"], w[f"{i}.norm_mlp.b"])
             x = x + self._mlp(h, f"{i}.m1", f"{i}.m2")
         return self._ln(x[:, :M], w["ng"], w["nb"])
+
+    def _audio_norm(self, a: torch.Tensor) -> torch.Tensor:
+        """Each region's audio layer norm of rows a (M, da): (R, M, da)."""
+        a = F.layer_norm(a, a.shape[-1:])
+        return a[None] * self.w["ang"] + self.w["anb"]
+
+    def _audio_kv(self, audio: torch.Tensor, N: int, R: int, Tk: int, heads: int,
+                  null: torch.Tensor | None) -> torch.Tensor:
+        """Every block's audio keys and values as rows (N*R, heads, Tk, Dh) of audio (N, Tk, da). With
+        `null` (guided pairs), the product runs on the conditioned rows only and the unconditional rows
+        take the memoised null rows (:meth:`null_rows`): half the rows of the step's widest product."""
+        if null is None:
+            return _to_rows(self.mm("kv", self._audio_norm(audio.reshape(N * Tk, -1)), pad=True), N, R, Tk, heads)
+        B = N // 2
+        cond = audio.view(B, 2, Tk, -1)[:, 0].reshape(B * Tk, -1).contiguous()
+        kv = self.mm("kv", self._audio_norm(cond), pad=True)  # (R, B*Tk, heads*Dh)
+        kn = self.null_rows(null, lambda v: self.mm("kv", self._audio_norm(v[None].to(audio.dtype)), pad=True))
+        rows = kv.view(R, B, Tk, heads, -1).permute(1, 0, 3, 2, 4)  # (B, R, heads, Tk, Dh)
+        rows_n = kn.view(R, 1, heads, 1, -1).permute(1, 0, 2, 3, 4).expand(rows.shape)
+        return torch.stack([rows, rows_n], dim=1).view(N * R, heads, Tk, -1)
 
     def tables(self, state: StreamState, n: int, dtype: torch.dtype) -> StepTables:
         """The positions and RoPE tables of the next `n` positions of an expert state's rows."""

@@ -92,19 +92,20 @@ class GroupedFuse(StackedWeights):
         adapted = self.mm("pilor", hr, pad=True).view(R, B, n, d).transpose(0, 1)
         return h + adapted
 
-    def step(self, h: torch.Tensor, state: StreamState, audio: torch.Tensor, tables: StepTables) -> torch.Tensor:
+    def step(self, h: torch.Tensor, state: StreamState, audio: torch.Tensor, tables: StepTables,
+             null: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, R, n, K) of PILOR outputs h (B, R, n, dim) (B = sessions x guidance streams);
-        `state` the fuse's flat state, `audio` (B, 4n, d_audio), `tables` the experts' step tables."""
+        `state` the fuse's flat state, `audio` (B, 4n, d_audio), `tables` the experts' step tables;
+        `null`: the null audio vector when the rows are guided pairs (see ``GroupedExperts.step``)."""
         self.refresh()
         f = self.fuse
         B, R, n, d = h.shape
         x = (self.linear("in", h) + f.region_emb[:, None, :].to(h.dtype)).reshape(B * R, n, d)
-        a = f.audio_norm(audio)
         H, nb = f.blocks[0].cross.num_heads, len(f.blocks)
         Tk = audio.shape[1]
         # every block's audio keys and values (B, blocks, 2, H, 4n, Dh); the keys rotated at once with the
         # experts' tables of each stream (its region-0 row)
-        kvh = _heads(self.linear("kv", a), nb * 2 * H).unflatten(1, (nb, 2, H))
+        kvh = self._audio_kv(audio, nb * 2 * H, null).unflatten(1, (nb, 2, H))
         keys = kvh[:, :, 0]
         if tables.k_rot is not None:
             keys = _rot(keys, tuple(c.view(B, R, 1, 1, Tk, -1)[:, 0] for c in tables.k_rot))  # type: ignore[arg-type]
@@ -124,6 +125,19 @@ class GroupedFuse(StackedWeights):
             xr = x.transpose(0, 1).reshape(R, B * n, d)
             return self.mm("head", xr, pad=True).view(R, B, n, -1).transpose(0, 1)
         return torch.stack([rowwise(c, x[:, i]) for i, c in enumerate(f.classifiers)], dim=1)
+
+    def _audio_kv(self, audio: torch.Tensor, heads: int, null: torch.Tensor | None) -> torch.Tensor:
+        """Every block's audio keys and values (B, heads, Tk, Dh) of audio (B, Tk, da); with `null`, the
+        product runs on the conditioned rows and the unconditional rows take the memoised null rows."""
+        norm = self.fuse.audio_norm
+        if null is None:
+            return _heads(self.linear("kv", norm(audio)), heads)
+        B, Tk = audio.shape[:2]
+        kv = _heads(self.linear("kv", norm(audio.view(B // 2, 2, Tk, -1)[:, 0].contiguous())), heads)
+        # one null row, padded to MIN_ROWS as a product of the step's rows would be
+        kn = self.null_rows(null, lambda v: rowwise(lambda t: self.linear("kv", t), norm(v[None].to(audio.dtype))))
+        rows_n = kn.view(1, 1, heads, -1).transpose(1, 2).expand(kv.shape)  # (B/2, heads, Tk, Dh)
+        return torch.stack([kv, rows_n], dim=1).view(B, heads, Tk, -1)
 
     def _cross(self, i: int, block, st: StreamState, xn: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                R: int, n: int, t: StepTables) -> torch.Tensor:

@@ -172,7 +172,7 @@ class LiveGestureModel(nn.Module):
         of a shape (:mod:`livegesture.engine.compiled`). :meth:`step` runs this same code eagerly."""
         g = streams.shape[1]
         feats, inputs = self._conditioned(audio_feats, prev_tokens, g)
-        fused, _ = self._run_grouped(experts, fuse, feats, inputs)
+        fused, _ = self._run_grouped(experts, fuse, feats, inputs, self.null_audio if g == 2 else None)
         return self._guided(fused, prev_tokens.shape[0], guidance_scale) if g == 2 else fused
 
     def flat_views(self, state: StreamState) -> tuple[StreamState, StreamState]:
@@ -195,17 +195,18 @@ class LiveGestureModel(nn.Module):
             inputs = inputs.repeat_interleave(g, dim=0)
         return torch.where(null[:, None, None], self.null_audio.to(feats.dtype), feats), inputs
 
-    def _run_grouped(self, est: StreamState, fst: StreamState, feats: torch.Tensor, inputs: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run_grouped(self, est: StreamState, fst: StreamState, feats: torch.Tensor, inputs: torch.Tensor,
+                     null: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(fused, local) logits on the inference path: stacked / fused weights, one set of RoPE
-        tables per step."""
+        tables per step. `null`: the null audio when the rows are guided pairs whose second row hears
+        only it (its audio keys and values are then memoised, not recomputed)."""
         N, R, n = inputs.shape
         K = self.codebook_size
         tables = self._grouped.tables(est, n, feats.dtype)
-        hg = self._grouped.step(inputs, est, feats, tables)  # (R, N*n, dim)
+        hg = self._grouped.step(inputs, est, feats, tables, null)  # (R, N*n, dim)
         h = self._grouped_fuse.apply_pilor(hg.view(R, N, n, -1).transpose(0, 1))  # (B*g, R, n, dim)
         local = self._grouped.heads(h.transpose(0, 1).reshape(R, N * n, -1)).view(R, N, n, K).transpose(0, 1)
-        fused = self._grouped_fuse.step(h, fst, feats, tables)
+        fused = self._grouped_fuse.step(h, fst, feats, tables, null)
         if self.config.fuse_residual:
             fused = fused + local
         return fused, local
@@ -233,7 +234,7 @@ class LiveGestureModel(nn.Module):
                    and noise_std == 0 and n <= StreamingSelfAttention.block_size)
         if grouped:
             return self._run_grouped(self._flat(state["experts"]), self._flat(state["fuse"]),  # type: ignore[arg-type]
-                                     feats, inputs)
+                                     feats, inputs, self.null_audio if g == 2 and drop is None else None)
         est = flat_state(state["experts"])  # type: ignore[arg-type]
         hs = [self.experts[r].step(inputs[:, i], region_rows(est, i, R), feats, noise_std, generator)
               for i, r in enumerate(self.regions)]

@@ -85,3 +85,55 @@ def test_stacked_weights_follow_a_replaced_parameter():
     ref, _ = _run(model, False, False, [3], tokens, feats)
     assert (after - before).abs().max() > 1e-3
     assert (after - ref).abs().max() <= 1e-9
+
+
+def _guided_steps(model, tokens, feats, sizes, memo: bool):
+    """The guided grouped step, token block by block; `memo` False computes the unconditional rows'
+    audio keys and values inside the step's products, as the step did before the memo."""
+    state = model.init_state(tokens.shape[0], guidance=True)
+    inputs = shift_right(tokens, model.bos_id)
+    out, tau = [], 0
+    for n in sizes:
+        f, x = model._conditioned(feats[:, 4 * tau:4 * (tau + n)], inputs[:, :, tau:tau + n], 2)
+        est, fst = model.flat_views(state)
+        fused, local = model._run_grouped(est, fst, f, x, model.null_audio if memo else None)
+        out.append(torch.cat([fused, local], dim=1))
+        tau += n
+    return torch.cat(out, dim=2), state
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("sizes", [[1] * 5, [2, 1, 2]], ids=["ones", "ragged"])
+def test_null_rows_memo_is_bit_equal_to_the_step_products(batch, sizes):
+    """Float32: the memoised null audio keys and values give the step the same bits as computing
+    them with the conditioned rows (the products are row-invariant), caches included."""
+    model = tiny_model(dtype=torch.float32)
+    randomize_pilor(model)
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(model.codebook_size, (batch, 4, sum(sizes)), generator=g)
+    feats = model.audio_features(audio_for(sum(sizes), batch).float())
+    ref, s_ref = _guided_steps(model, tokens, feats, sizes, memo=False)
+    got, s_got = _guided_steps(model, tokens, feats, sizes, memo=True)
+    assert torch.equal(got, ref)
+    for (k, a), (_, b) in zip(_leaves(s_ref), _leaves(s_got)):
+        assert torch.equal(a, b), k
+    assert model._grouped._null is not None and model._grouped_fuse._null is not None  # the memo was used
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("change", ["null_audio", "expert_kv", "fuse_kv"])
+def test_null_rows_memo_follows_the_null_audio_and_the_weights(change):
+    model = tiny_model(dtype=torch.float32)
+    g = torch.Generator().manual_seed(2)
+    tokens = torch.randint(model.codebook_size, (2, 4, 3), generator=g)
+    feats = model.audio_features(audio_for(3, 2).float())
+    before, _ = _guided_steps(model, tokens, feats, [1, 1, 1], memo=True)
+    p = {"null_audio": model.null_audio,
+         "expert_kv": model.experts["upper"].blocks[0].cross.v_proj.weight,
+         "fuse_kv": model.fuse.blocks[0].cross.k_proj.weight}[change]
+    p.add_(0.5 * torch.randn(p.shape, generator=g))  # in place: the memo must notice
+    after, _ = _guided_steps(model, tokens, feats, [1, 1, 1], memo=True)
+    ref, _ = _guided_steps(model, tokens, feats, [1, 1, 1], memo=False)
+    assert (after - before).abs().max() > 1e-4
+    assert torch.equal(after, ref)
