@@ -94,27 +94,34 @@ class TokenHandover(FrameStage):
         n = len(poses)
         quats = Rotation.from_rotvec(poses.reshape(-1, 3)).as_quat().reshape(n, NUM_JOINTS, 4)
         changed = np.zeros(n, bool)
-        for i in range(n):
+        i = 0
+        while i < n:
+            # a run of frames up to the next token boundary: offsets are only ever set at a run's first
+            # frame, so each offset is applied to the whole run in one rotation call (scipy treats each
+            # rotation alone: the same bits as frame by frame, whatever the run length)
+            j = min(n, i + cfg.frames_per_token - self._phase) if cfg.enabled else n
+            k = range(j - i)
             if self._seed_due:
                 self._seed_off, self._seed_since, self._seed_due = \
                     self._offset_to(Rotation.from_quat(quats[i]), trans[i], expr[i]), 0, False
-            w = 1.0 - self._seed_since / cfg.seed_blend_frames if self._seed_since < cfg.seed_blend_frames else 0.0
-            if w > 0.0:
-                quats[i] = self._seed_off.apply(w, quats[i], trans[i], expr[i])
-                changed[i] = True
-            self._seed_since += 1
+            s0, f = self._seed_since, cfg.seed_blend_frames
+            w = np.array([1.0 - (s0 + x) / f if s0 + x < f else 0.0 for x in k])
+            changed[i:j] |= self._seed_off.apply(w, quats[i:j], trans[i:j], expr[i:j])
+            self._seed_since += j - i
             if cfg.enabled:
                 if self._phase == 0 and self._history == 2:
                     self._off, self._since = self._offset_to(Rotation.from_quat(quats[i]), trans[i], expr[i]), 0
-                w = offset_weight(self._since, cfg)
-                if w > 0.0:
-                    quats[i] = self._off.apply(w, quats[i], trans[i], expr[i])
-                    changed[i] = True
-                self._since += 1
-                self._phase = (self._phase + 1) % cfg.frames_per_token
-            self._q[1], self._t[1], self._e[1] = self._q[0], self._t[0], self._e[0]
-            self._q[0], self._t[0], self._e[0] = quats[i], trans[i], expr[i]
-            self._history = min(self._history + 1, 2)
+                w = np.array([offset_weight(self._since + x, cfg) for x in k])
+                changed[i:j] |= self._off.apply(w, quats[i:j], trans[i:j], expr[i:j])
+                self._since += j - i
+                self._phase = (self._phase + j - i) % cfg.frames_per_token
+            if j - i >= 2:  # the run's last two output frames become the history
+                self._q[1], self._t[1], self._e[1] = quats[j - 2], trans[j - 2], expr[j - 2]
+            else:
+                self._q[1], self._t[1], self._e[1] = self._q[0], self._t[0], self._e[0]
+            self._q[0], self._t[0], self._e[0] = quats[j - 1], trans[j - 1], expr[j - 1]
+            self._history = min(self._history + j - i, 2)
+            i = j
         if changed.any():
             poses[changed] = Rotation.from_quat(quats[changed].reshape(-1, 4)).as_rotvec().reshape(-1, NUM_JOINTS, 3)
 
@@ -130,8 +137,16 @@ class _Offset:
     def zero(cls) -> "_Offset":
         return cls(np.zeros((NUM_JOINTS, 3)), np.zeros(3), np.zeros(NUM_EXPRESSIONS))
 
-    def apply(self, w: float, quat: np.ndarray, trans: np.ndarray, expr: np.ndarray) -> np.ndarray:
-        """`w` of the offset added to one frame: trans and expr in place; returns the new quaternions."""
-        trans += w * self.trans
-        expr += w * self.expr
-        return (Rotation.from_rotvec(w * self.rot) * Rotation.from_quat(quat)).as_quat()
+    def apply(self, w: np.ndarray, quats: np.ndarray, trans: np.ndarray, expr: np.ndarray) -> np.ndarray:
+        """`w[i]` (T,) of the offset added to frame i of `quats` (T, J, 4), `trans` (T, 3), `expr` (T, E),
+        in place, for the frames with ``w > 0``; returns that mask."""
+        on = w > 0.0
+        if not on.any():
+            return on
+        at = np.flatnonzero(on)
+        wa = w[at]
+        trans[at] += wa[:, None] * self.trans
+        expr[at] += wa[:, None] * self.expr
+        rot = Rotation.from_rotvec((wa[:, None, None] * self.rot[None]).reshape(-1, 3))
+        quats[at] = (rot * Rotation.from_quat(quats[at].reshape(-1, 4))).as_quat().reshape(len(at), -1, 4)
+        return on
