@@ -55,6 +55,10 @@ def test_stream_latency_with_a_fake_clock(engine):
     assert res.latency_p50 == pytest.approx(np.percentile(lat, 50))
     assert res.latency_p95 == pytest.approx(np.percentile(lat, 95))
     assert min(lat) >= 1e3 / 30  # zero look-ahead: never before the end of the frame's token
+    # the floor: the same frames at their packets' arrival, i.e. 5 ms earlier each; for 20 ms packets
+    # the token of phase 1 (ending 6.7 ms after a packet boundary) gives 146.7 ms to its first frame
+    assert res.latency_floor_p95 == pytest.approx(np.percentile(lat, 95) - 5.0)
+    assert res.latency_floor_p95 == pytest.approx(1e3 * (0.28 - 4 / 30))
     assert res.state_bytes > 0 and res.peak_rss > 0 and res.rss_after > 0
 
 
