@@ -394,10 +394,9 @@ def format_report(res: BenchResult, targets: bool = True) -> str:
             f"  audio-to-frame latency: p50 {s.latency_p50:.1f} ms  p95 {s.latency_p95:.1f} ms  "
             f"max {s.latency_max:.1f} ms  first frame {s.first_frame_latency:.1f} ms"
             + ("   (target p95 <= 150 ms)" if targets else ""),
-            f"    (with no compute at all, the same frames would have p95 {s.latency_floor_p95:.1f} ms: the packet grid",
-            "     and the token period alone)",
             "    (emission time - time the audio at the frame's start was spoken; includes the 133 ms token",
-            "     period of a token's first frame, the packet wait and compute/queueing)",
+            "     period of a token's first frame, the packet wait and compute/queueing; with no compute at all",
+            f"     the same frames would have p95 {s.latency_floor_p95:.1f} ms: the packet grid and the token period alone)",
             f"  memory: session state {s.state_bytes * mib:.2f} MiB; process RSS {s.rss_before * mib:.0f} MiB before "
             f"the session, {s.rss_after * mib:.0f} MiB after; peak RSS {s.peak_rss * mib:.0f} MiB",
         ]

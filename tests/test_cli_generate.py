@@ -228,3 +228,26 @@ def test_generate_raw_seed_motion_and_root_options(model, model_path, tmp_path):
                        (["--raw-root", "--root-in-place"], "--raw-root")):
         res, _ = run(*args)  # LiveGestureError: the entry point prints it as one line, exit 2
         assert isinstance(res.exception, LiveGestureError) and what in str(res.exception)
+
+
+def test_compile_on_a_machine_that_cannot_is_one_line_before_the_work(cli, model_path, tmp_path, monkeypatch):  # noqa: F811
+    """generate / live / bench --compile without a C++ compiler: one line naming the reason, exit 2,
+    before the model loads or anything is written."""
+    import livegesture.engine as engine
+    import livegesture.engine.compiled as compiled
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, synthetic_audio(1.0, seed=2)[0], 16000)
+
+    def no_work(*a, **k):
+        raise AssertionError("the model was loaded before --compile was checked")
+
+    monkeypatch.setattr(engine.LiveGesture, "load", no_work)
+    monkeypatch.setattr(engine.LiveGesture, "__init__", no_work)
+    monkeypatch.setattr(compiled, "compile_available", lambda device="cpu": "no C++ compiler here (test)")
+    for args in (("generate", wav, "-o", tmp_path / "m.npz", "--model", model_path),
+                 ("live", wav, "--vmc", "127.0.0.1:39539", "--fast", "--model", model_path),
+                 ("bench", "--size", "demo", "--seconds", "1.5")):
+        code, _, err = cli(*args, "--compile")
+        _one_line_error(code, err, "--compile", "no C++ compiler here (test)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.wav"]

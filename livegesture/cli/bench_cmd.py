@@ -12,7 +12,7 @@ import typer
 
 from ..errors import LiveGestureError
 from .app import app
-from .options import check_precision_option, precision_option
+from .options import check_compile_option, check_precision_option, compile_option, precision_option
 
 
 @app.command("bench")
@@ -28,7 +28,7 @@ def bench_cmd(
     step_iters: int = typer.Option(30, help="timed calls of the KV-cached step and of the window recompute"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
     precision: str = precision_option(),
-    compile: bool = typer.Option(False, "--compile", help="run the one-row audio encoder, step and decoder as compiled programs (torch.compile; about a minute to compile the first time, not bit-equal to eager)"),
+    compile: bool = compile_option(),
 ) -> None:
     """Stream speech through sessions in simulated real time (20 ms packets) and print compute per
     200 ms of audio (p50/p95/p99), real-time factor, audio-to-frame latency, memory, the speed-up
@@ -42,6 +42,7 @@ def bench_cmd(
     from ..engine import LiveGesture
 
     check_precision_option(precision)
+    check_compile_option(compile)
     if threads < 0:
         raise LiveGestureError(f"--threads must be >= 0, got {threads}")
     if threads:

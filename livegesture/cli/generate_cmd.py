@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .app import app
-from .options import check_precision_option, precision_option
+from .options import check_compile_option, check_precision_option, compile_option, precision_option
 
 
 @app.command("generate")
@@ -45,6 +45,7 @@ def generate_cmd(
                                                     "continues it without a jump"),
     chunk_seconds: float = typer.Option(1.0, help="audio pushed per streaming step (progress granularity)"),
     precision: str = precision_option(),
+    compile: bool = compile_option(),
 ) -> None:
     """Generate full-body motion from a speech file by streaming it through the model
     (the same frames as a live stream: zero look-ahead), cleaned up for avatars by default."""
@@ -70,10 +71,11 @@ def generate_cmd(
         if path is not None:
             check_output_path(path, what, inputs=(speech,))
     check_precision_option(precision)
+    check_compile_option(compile)
     if raw_root and (root_in_place or raw):
         raise ConfigError("--raw-root keeps the model's root: give it without --root-in-place and --raw")
     seed_frames = Motion.load(seed_motion) if seed_motion is not None else None
-    lg = LiveGesture.load(model, precision=precision)
+    lg = LiveGesture.load(model, precision=precision, compile=compile)
     audio = load_audio(speech, SAMPLE_RATE)
     speech_long_enough(audio, speech)
     from dataclasses import replace

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from .app import app
+from .options import check_compile_option, compile_option
 
 
 @app.command("live")
@@ -30,6 +31,7 @@ def live_cmd(
                                                                       "translation"),
     packet_ms: float = typer.Option(20.0, help="audio per push (ms)"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="also save the motion sent (BEAT2 npz)"),
+    compile: bool = compile_option(),
 ) -> None:
     """Run a live session and send every frame, as soon as it is final, to a VMC receiver
     (OSC over UDP: Unity humanoid bones in Unity's axes, the jaw as the 'A' mouth blend shape)."""
@@ -45,6 +47,7 @@ def live_cmd(
         raise AudioError(f"no such speech file: {speech}")
     if out is not None:
         check_output_path(out, "motion npz")
+    check_compile_option(compile)
     microphone = None
     if mic:
         from ..mic import open_microphone
@@ -56,7 +59,7 @@ def live_cmd(
         from ..smoothing import SmoothingConfig
         from ..vmc.live import file_packets, stream_to_vmc
 
-        lg = LiveGesture.load(model) if model is not None else LiveGesture.load()
+        lg = LiveGesture.load(model, compile=compile)
         if microphone is not None:
             rate, packets = microphone.sample_rate, microphone
             typer.echo(f"listening on {microphone.device_name!r}; sending VMC to {sender.address} "

@@ -142,3 +142,34 @@ def test_client_forwards_to_an_address_and_closes_its_sender(model):  # noqa: F8
         rx.wait_for(len(res.motion))
         frames = rx.frames()
     _check_frames(frames, res.motion)
+
+
+def test_live_compile_sends_the_frames_of_the_compiled_generate(model_path, tmp_path, monkeypatch):  # noqa: F811
+    """`live --compile` streams through the compiled programs: bit for bit the frames that the compiled
+    engine's generate() gives (the same programs on the same shapes)."""
+    from livegesture.engine import LiveGesture
+    from livegesture.engine.compiled import compile_available
+
+    if compile_available() is not None:
+        pytest.skip(compile_available())
+    asked = []
+    load = LiveGesture.load.__func__
+
+    def spy(cls, *a, **k):
+        asked.append(k.get("compile", False))
+        return load(cls, *a, **k)
+
+    monkeypatch.setattr(LiveGesture, "load", classmethod(spy))
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, audio_of(1.5, seed=4), 16000)
+    out = tmp_path / "sent.npz"
+    with Receiver() as rx:
+        res = CliRunner().invoke(app, ["live", str(wav), "--vmc", rx.address, "--model", str(model_path),
+                                       "--fast", "--compile", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+    assert asked == [True]
+    expected = LiveGesture.load(model_path, compile=True).generate(load_audio(wav), seed=0)
+    sent = Motion.load(out)
+    assert len(sent) == len(expected) > 0
+    for k in ("poses", "trans", "expressions"):
+        np.testing.assert_array_equal(getattr(sent, k), getattr(expected, k), err_msg=k)
