@@ -100,6 +100,8 @@ def test_cli_bench(model_file, tmp_path):
     assert st["read_bytes"] > 0 and st["bandwidth_gbs"] > 0 and "memory floor" in res.output
     assert st["floor_ms"] == pytest.approx(1e3 * st["read_bytes"] / (1e9 * st["bandwidth_gbs"]))
     assert st["floor_ratio"] == pytest.approx(st["cached_ms"] / st["floor_ms"])
+    assert st["run_ms"] > 0 and st["run_floor_ratio"] == pytest.approx(st["run_ms"] / st["floor_ms"])
+    assert "in a run of steps" in res.output
     assert d["precision"] == "float32" and "float32," in res.output
 
 
