@@ -327,29 +327,28 @@ def bench_step(model, batch: int = 1, iters: int = 30, guidance: bool = True, se
     toks = torch.randint(K, (batch, model.num_regions, total), generator=g).to(dev)
     scale = 1.5 if guidance else 1.0
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    cached, full, run = [], [], []
     one = model.step if step is None else step
+
+    def timed(tau: int) -> float:
+        """Seconds of one KV-cached step of token `tau` on `state`."""
+        sync()
+        t0 = time.perf_counter()
+        one(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
+        sync()
+        return time.perf_counter() - t0
+
     # the compiled program was traced on ordinary tensors under no_grad (inference tensors would recompile)
     with torch.inference_mode() if step is None else torch.no_grad():
         state = model.init_state(batch, guidance=guidance)
         for tau in range(warm):
             one(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
-        for i in range(iters):  # a run of steps, as a stream has them
-            tau = warm + i
-            sync()
-            t0 = time.perf_counter()
-            one(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
-            sync()
-            run.append(time.perf_counter() - t0)
+        run = [timed(warm + i) for i in range(iters)]  # a run of steps, as a stream has them
         fresh = model.init_state(batch, guidance=guidance)
         model.step(fresh, feats[:, :4 * H], toks[:, :, :H], scale)  # warm the long-call path
+        cached, full = [], []
         for i in range(iters):
             tau = warm + iters + i
-            sync()
-            t0 = time.perf_counter()
-            one(state, feats[:, 4 * tau:4 * tau + 4], toks[:, :, tau:tau + 1], scale)
-            sync()
-            cached.append(time.perf_counter() - t0)
+            cached.append(timed(tau))
             t0 = time.perf_counter()
             fresh = model.init_state(batch, guidance=guidance)
             model.step(fresh, feats[:, 4 * (tau - H + 1):4 * (tau + 1)], toks[:, :, tau - H + 1:tau + 1], scale)
