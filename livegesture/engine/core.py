@@ -404,6 +404,7 @@ class EngineCore:
         their frames wait until they are no longer held)."""
         return self._run(list(self._sessions.values()), hold)
 
+    @torch.no_grad()
     def _run(self, sessions: list[_Session], hold: set[int] | frozenset[int]) -> dict[int, Motion]:
         for s in sessions:
             s.last_tokens = None

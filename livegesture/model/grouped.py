@@ -322,15 +322,18 @@ class GroupedExperts(StackedWeights):
         x = self._mlp(emb, "in1", "in2")  # (R, Mp, d)
         H, nb = e0.blocks[0].cross.num_heads, len(e0.blocks)
         Tk = audio.shape[1]
-        # every block's audio keys and values as rows (N*R, blocks, 2, H, 4n, Dh); the keys rotated at once
-        kvh = self._audio_kv(audio, N, R, Tk, nb * 2 * H, null).unflatten(1, (nb, 2, H))
-        keys = _rot(kvh[:, :, 0], _bcast(tables.k_rot))
+        # every block's audio keys and values as rows (N*R, blocks, 2, H, 4n, Dh), or with `null` the
+        # conditioned rows' (N/2*R, ...) and the null values (R, blocks, H, Dh); the keys rotated at once
+        kvh, v_null = self._audio_kv(audio, N, R, Tk, nb * 2 * H, null)
+        kvh = kvh.unflatten(1, (nb, 2, H))
+        k_rot = _bcast(tables.k_rot if null is None else _pair_rows(tables.k_rot, R))
+        keys = _rot(kvh[:, :, 0], k_rot)
         for i, block in enumerate(e0.blocks):
             st = state[f"blocks.{i}"]
             h = self._ln(x, w[f"{i}.norm_cross.g"], w[f"{i}.norm_cross.b"])
             q = self.mm(f"{i}.cq", h)[:, :M]
-            att, seen = _cross(block.cross, st["cross"], q, keys[:, i], kvh[:, i, 1], N, R, n,
-                               tables)  # type: ignore[arg-type]
+            att, seen = _cross(block.cross, st["cross"], q, keys[:, i], kvh[:, i, 1], N, R, n, tables,
+                               None if v_null is None else v_null[:, i])  # type: ignore[arg-type]
             o = self.mm(f"{i}.co", _pad(att, Mp))
             x = x + o.masked_fill(~_pad(seen, Mp), 0.0)
             h = self._ln(x, w[f"{i}.norm_self.g"], w[f"{i}.norm_self.b"])
@@ -347,19 +350,20 @@ class GroupedExperts(StackedWeights):
         return a[None] * self.w["ang"] + self.w["anb"]
 
     def _audio_kv(self, audio: torch.Tensor, N: int, R: int, Tk: int, heads: int,
-                  null: torch.Tensor | None) -> torch.Tensor:
-        """Every block's audio keys and values as rows (N*R, heads, Tk, Dh) of audio (N, Tk, da). With
-        `null` (guided pairs), the product runs on the conditioned rows only and the unconditional rows
-        take the memoised null rows (:meth:`null_rows`): half the rows of the step's widest product."""
+                  null: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every block's audio keys and values as rows (N*R, heads, Tk, Dh) of audio (N, Tk, da), and
+        None. With `null` (guided pairs: row 2b + 1 hears only the null audio) the product runs on the
+        conditioned rows only, which are returned ((N/2)*R rows), with the memoised null values of every
+        block (R, blocks, H, Dh) (:meth:`null_rows`): the unconditional rows keep no audio ring."""
         if null is None:
-            return _to_rows(self.mm("kv", self._audio_norm(audio.reshape(N * Tk, -1)), pad=True), N, R, Tk, heads)
+            return _to_rows(self.mm("kv", self._audio_norm(audio.reshape(N * Tk, -1)), pad=True),
+                            N, R, Tk, heads), None
         B = N // 2
         cond = audio.view(B, 2, Tk, -1)[:, 0].reshape(B * Tk, -1).contiguous()
-        kv = self.mm("kv", self._audio_norm(cond), pad=True)  # (R, B*Tk, heads*Dh)
+        kv = _to_rows(self.mm("kv", self._audio_norm(cond), pad=True), B, R, Tk, heads)
         kn = self.null_rows(null, lambda v: self.mm("kv", self._audio_norm(v[None].to(audio.dtype)), pad=True))
-        rows = kv.view(R, B, Tk, heads, -1).permute(1, 0, 3, 2, 4)  # (B, R, heads, Tk, Dh)
-        rows_n = kn.view(R, 1, heads, 1, -1).permute(1, 0, 2, 3, 4).expand(rows.shape)
-        return torch.stack([rows, rows_n], dim=1).view(N * R, heads, Tk, -1)
+        nb = len(self.experts[0].blocks)
+        return kv, kn.view(R, nb, 2, heads // (2 * nb), -1)[:, :, 1]
 
     def tables(self, state: StreamState, n: int, dtype: torch.dtype) -> StepTables:
         """The positions and RoPE tables of the next `n` positions of an expert state's rows."""
@@ -393,17 +397,49 @@ def _bcast(tab: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor,
     return None if tab is None else (tab[0][:, None], tab[1][:, None])
 
 
+def _pair_rows(tab: tuple[torch.Tensor, torch.Tensor] | None, R: int
+               ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The conditioned rows ((N/2)*R, ...) of guided pairs' row tables (N*R, ...)."""
+    return None if tab is None else (cond_rows(tab[0], R), cond_rows(tab[1], R))
+
+
+def cond_rows(t: torch.Tensor, R: int) -> torch.Tensor:
+    """Rows (N*R, ...) ordered (session, stream, region) of guided pairs -> the conditional stream's
+    ((N/2)*R, ...) (a copy when there is more than one session)."""
+    return t.view(t.shape[0] // (2 * R), 2, R, *t.shape[1:])[:, 0].reshape(t.shape[0] // 2, *t.shape[1:])
+
+
+def null_attention(att_c: torch.Tensor, seen_c: torch.Tensor, v_null: torch.Tensor, R: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Guided pairs' attention rows from the conditioned rows' `att_c` (B*R, H, n, Dh), `seen_c`
+    (B*R, n, 1) and the null values `v_null` (R, H, Dh): every key the unconditional stream sees holds
+    the null values, so its attention is exactly them (it sees what its pair sees: same times)."""
+    BR, H, n, Dh = att_c.shape
+    B = BR // R
+    att_n = v_null[None, :, :, None, :].to(att_c.dtype).expand(B, R, H, n, Dh)
+    att = torch.stack([att_c.view(B, R, H, n, Dh), att_n], dim=1).view(2 * BR, H, n, Dh)
+    seen = seen_c.view(B, 1, R, n, 1).expand(B, 2, R, n, 1).reshape(2 * BR, n, 1)
+    return att, seen
+
+
 def _cross(layer: StreamingCrossAttention, st: StreamState, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-           N: int, R: int, n: int, t: StepTables) -> tuple[torch.Tensor, torch.Tensor]:
+           N: int, R: int, n: int, t: StepTables, v_null: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """StreamingCrossAttention.step on projected q (R, N*n, d) and this step's rotated keys and values
     (N*R, H, Tk, Dh); returns the merged attention (R, N*n, d) before out_proj and the seen mask
-    (R, N*n, 1)."""
+    (R, N*n, 1). With `v_null` (R, H, Dh) the rows are guided pairs: `k`, `v` and the rings of `st`
+    hold the conditioned rows only, and the unconditional rows' attention is the null values."""
     H = layer.num_heads
     Tk = k.shape[2]
     qh = _rot(_to_rows(q, N, R, n, H), t.q_rot)
+    q_times, k_times = t.q_times, t.k_times
+    if v_null is not None:
+        qh, q_times, k_times = cond_rows(qh, R), cond_rows(q_times, R), cond_rows(k_times, R)
     # n == 1: the model's invariant k_offset = 4 q_offset makes the write evict no visible key
-    att, seen = layer._attend_and_write(qh, t.q_times, st, k, v, t.k_times, n == 1, guard_empty=True,
+    att, seen = layer._attend_and_write(qh, q_times, st, k, v, k_times, n == 1, guard_empty=True,
                                         shared=t.shared("expert_cross"), attend=t.attend)
+    if v_null is not None:
+        att, seen = null_attention(att, seen, v_null, R)  # type: ignore[arg-type]
     st["k_offset"].add_(Tk)  # type: ignore[union-attr]
     st["q_offset"].add_(n)  # type: ignore[union-attr]
     seen_r = seen.view(N, R, n, 1).permute(1, 0, 2, 3).reshape(R, N * n, 1)  # type: ignore[union-attr]

@@ -19,7 +19,7 @@ from ..streaming.rows import rowwise
 from ..streaming.state import StreamState
 from .fuse import XARFuse
 from . import stream_kernel
-from .grouped import StackedWeights, StepTables, _rot, self_attend_heads
+from .grouped import StackedWeights, StepTables, _rot, cond_rows, null_attention, self_attend_heads
 from .quant import Int8Linear, quantize_linear
 
 
@@ -103,16 +103,19 @@ class GroupedFuse(StackedWeights):
         x = (self.linear("in", h) + f.region_emb[:, None, :].to(h.dtype)).reshape(B * R, n, d)
         H, nb = f.blocks[0].cross.num_heads, len(f.blocks)
         Tk = audio.shape[1]
-        # every block's audio keys and values (B, blocks, 2, H, 4n, Dh); the keys rotated at once with the
-        # experts' tables of each stream (its region-0 row)
-        kvh = self._audio_kv(audio, nb * 2 * H, null).unflatten(1, (nb, 2, H))
+        # every block's audio keys and values (B, blocks, 2, H, 4n, Dh), or with `null` the conditioned
+        # rows' (B/2, ...) and the null values (blocks, H, Dh); the keys rotated at once with the experts'
+        # tables of each stream (its region-0 row)
+        kvh, v_null = self._audio_kv(audio, nb * 2 * H, null)
+        kvh = kvh.unflatten(1, (nb, 2, H))
         keys = kvh[:, :, 0]
         if tables.k_rot is not None:
-            keys = _rot(keys, tuple(c.view(B, R, 1, 1, Tk, -1)[:, 0] for c in tables.k_rot))  # type: ignore[arg-type]
+            keys = _rot(keys, tuple(_stream_rows(c.view(B, R, 1, 1, Tk, -1)[:, 0], null)  # type: ignore[arg-type]
+                                    for c in tables.k_rot))
         for i, block in enumerate(f.blocks):
             st = state[f"blocks.{i}"]
             x = x + self._cross(i, block, st["cross"], block.norm_cross(x), keys[:, i], kvh[:, i, 1], R, n,
-                                tables)  # type: ignore[arg-type]
+                                tables, None if v_null is None else v_null[i])  # type: ignore[arg-type]
             if block.temporal is not None:
                 x = x + self._temporal(i, block, st["temporal"], block.norm_time(x), tables)  # type: ignore[arg-type]
             if block.spatial is not None:
@@ -126,23 +129,28 @@ class GroupedFuse(StackedWeights):
             return self.mm("head", xr, pad=True).view(R, B, n, -1).transpose(0, 1)
         return torch.stack([rowwise(c, x[:, i]) for i, c in enumerate(f.classifiers)], dim=1)
 
-    def _audio_kv(self, audio: torch.Tensor, heads: int, null: torch.Tensor | None) -> torch.Tensor:
-        """Every block's audio keys and values (B, heads, Tk, Dh) of audio (B, Tk, da); with `null`, the
-        product runs on the conditioned rows and the unconditional rows take the memoised null rows."""
+    def _audio_kv(self, audio: torch.Tensor, heads: int, null: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every block's audio keys and values (B, heads, Tk, Dh) of audio (B, Tk, da), and None. With
+        `null` (guided pairs) the product runs on the conditioned rows, which are returned (B/2 rows),
+        with the memoised null values of every block (blocks, H, Dh): the unconditional rows keep no
+        audio ring."""
         norm = self.fuse.audio_norm
         if null is None:
-            return _heads(self.linear("kv", norm(audio)), heads)
+            return _heads(self.linear("kv", norm(audio)), heads), None
         B, Tk = audio.shape[:2]
         kv = _heads(self.linear("kv", norm(audio.view(B // 2, 2, Tk, -1)[:, 0].contiguous())), heads)
         # one null row, padded to MIN_ROWS as a product of the step's rows would be
         kn = self.null_rows(null, lambda v: rowwise(lambda t: self.linear("kv", t), norm(v[None].to(audio.dtype))))
-        rows_n = kn.view(1, 1, heads, -1).transpose(1, 2).expand(kv.shape)  # (B/2, heads, Tk, Dh)
-        return torch.stack([kv, rows_n], dim=1).view(B, heads, Tk, -1)
+        nb = len(self.fuse.blocks)
+        return kv, kn.view(nb, 2, heads // (2 * nb), -1)[:, 1]
 
     def _cross(self, i: int, block, st: StreamState, xn: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               R: int, n: int, t: StepTables) -> torch.Tensor:
+               R: int, n: int, t: StepTables, v_null: torch.Tensor | None = None) -> torch.Tensor:
         """The block's audio cross-attention: the R region streams of a session (rows of `xn` (B*R, n, d))
-        are R query groups over the session's one ring; `k` (rotated), `v` (B, H, 4n, Dh) this step's keys."""
+        are R query groups over the session's one ring; `k` (rotated), `v` (B, H, 4n, Dh) this step's keys.
+        With `v_null` (H, Dh) the rows are guided pairs: `k`, `v` and the rings of `st` hold the
+        conditioned rows only, and the unconditional rows' attention is the null values."""
         layer = block.cross
         H, d = layer.num_heads, layer.dim
         BR = xn.shape[0]
@@ -154,8 +162,12 @@ class GroupedFuse(StackedWeights):
         q_times = t.q_times.reshape(B, R * n)
         if t.q_rot is not None:
             q = _rot(q, tuple(c.reshape(B, 1, R * n, -1) for c in t.q_rot))  # type: ignore[arg-type]
+        if v_null is not None:
+            q, q_times, k_times = (_stream_rows(a, v_null) for a in (q, q_times, k_times))
         att, seen = layer._attend_and_write(q, q_times, st, k, v, k_times, n == 1, guard_empty=True,
                                             shared=t.shared("fuse_cross"), attend=t.attend)
+        if v_null is not None:
+            att, seen = null_attention(att, seen, v_null[None], 1)  # type: ignore[arg-type]
         st["k_offset"].add_(Tk)  # type: ignore[union-attr]
         st["q_offset"].add_(n)  # type: ignore[union-attr]
         out = self.linear(f"{i}.co", _merge(att)).masked_fill(~seen, 0.0)
@@ -172,6 +184,11 @@ class GroupedFuse(StackedWeights):
     def _spatial(self, i: int, layer, x: torch.Tensor) -> torch.Tensor:
         """:class:`~.layers.RegionAttention` of block `i` on x (N, R, d) with the step's linears."""
         return layer.attend(x, lambda t: self.linear(f"{i}.sqkv", t), lambda t: self.linear(f"{i}.so", t))
+
+def _stream_rows(t: torch.Tensor, null: torch.Tensor | None) -> torch.Tensor:
+    """With `null` (guided pairs), the conditioned rows (B/2, ...) of rows (B, ...); else `t`."""
+    return t if null is None else cond_rows(t, 1)
+
 
 def _heads(t: torch.Tensor, H: int) -> torch.Tensor:
     B, T, D = t.shape

@@ -15,7 +15,12 @@ State (:meth:`LiveGestureModel.init_state`), every tensor batch-first over *sess
   (:mod:`.grouped`) runs the 4 experts' attention as one batch; the per-expert path uses strided
   views of one region's rows;
 * ``fuse``: the fuse's caches, tensors (B, g*R, ...) = B*g*R streams (regions folded in), except
-  its audio rings, (B, g, ...): the R region streams of a session share one.
+  its audio rings, (B, g, ...): the R region streams of a session share one;
+* with guidance, the audio rings (keys, values, positions of every expert's and the fuse's audio
+  cross-attention) are kept for the conditional stream only, (B, R, ...) and (B, 1, ...): the
+  unconditional stream hears the null audio at every frame, so its audio cross-attention is a
+  constant (docs/design.md §6, "The null stream's audio cross-attention"). Their counters keep
+  every stream's row.
 
 Grouping the guidance/region streams under the session dimension keeps the generic
 ``state_select / state_reset_ / state_assign_ / state_clone`` usable on the whole state.
@@ -122,13 +127,21 @@ class LiveGestureModel(nn.Module):
         """Preallocated, constant-size state of `batch_size` fresh sessions (see module doc)."""
         device, dtype = self._pdd(device, dtype)
         g = 2 if guidance else 1
+        R = self.num_regions
+        experts = self.experts[self.regions[0]].init_state(batch_size * g * R, device, dtype)
+        fuse = self.fuse.init_state(batch_size * g * R, device, dtype)
+        if guidance:
+            # the unconditional stream's audio rings would only ever hold the null audio's keys and
+            # values: its cross-attention is that constant (docs/design.md §6), so no ring is kept for it
+            for i, block in enumerate(self.experts[self.regions[0]].blocks):
+                experts[f"blocks.{i}"]["cross"].update(block.cross._cache(batch_size * R, device, dtype))
+            for i, block in enumerate(self.fuse.blocks):
+                fuse[f"blocks.{i}"]["cross"].update(block.cross._cache(batch_size, device, dtype))
         return {
             "audio": self.audio_encoder.init_state(batch_size, device, dtype),
             "streams": torch.zeros(batch_size, g, dtype=torch.bool, device=device),
-            "experts": group_state(self.experts[self.regions[0]].init_state(batch_size * g * self.num_regions,
-                                                                              device, dtype), batch_size),
-            "fuse": group_state(self.fuse.init_state(batch_size * g * self.num_regions, device, dtype),
-                                batch_size),
+            "experts": group_state(experts, batch_size),
+            "fuse": group_state(fuse, batch_size),
         }
 
     def encode_audio(self, samples: torch.Tensor, state: StreamState,
@@ -232,9 +245,14 @@ class LiveGestureModel(nn.Module):
         feats, inputs = self._conditioned(feats, inputs, g, drop)
         grouped = (self.grouped_inference and not torch.is_grad_enabled() and not self.experts.training
                    and noise_std == 0 and n <= StreamingSelfAttention.block_size)
+        if g == 2 and (not grouped or drop is not None):
+            raise ValueError("a guided state steps on the grouped inference path only (no autograd, "
+                             "eval mode, no embedding noise, no condition dropout, at most "
+                             f"{StreamingSelfAttention.block_size} positions per call): it keeps no "
+                             "audio rings for its unconditional stream")
         if grouped:
             return self._run_grouped(self._flat(state["experts"]), self._flat(state["fuse"]),  # type: ignore[arg-type]
-                                     feats, inputs, self.null_audio if g == 2 and drop is None else None)
+                                     feats, inputs, self.null_audio if g == 2 else None)
         est = flat_state(state["experts"])  # type: ignore[arg-type]
         hs = [self.experts[r].step(inputs[:, i], region_rows(est, i, R), feats, noise_std, generator)
               for i, r in enumerate(self.regions)]

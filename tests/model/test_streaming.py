@@ -171,10 +171,12 @@ def test_step_checks_shapes(model, data):
 def test_step_runs_on_meta_device():
     """The model step reads no device data (no .item(), no value-dependent Python): it runs on meta."""
     m = tiny_model(dtype=torch.float32).to("meta")
-    for guidance in (False, True):
+    # unguided: the per-expert path (autograd on) and the grouped one; guided: the grouped path only
+    for guidance, grad in ((False, True), (False, False), (True, False)):
         state = m.init_state(2, guidance=guidance, device="meta")
         for n in (1, 0, 3):
             feats = torch.empty(2, 4 * n, m.config.audio.dim, device="meta")
             prev = torch.empty(2, 4, n, dtype=torch.long, device="meta")
-            out = m.step(state, feats, prev, guidance_scale=2.0)
+            with torch.set_grad_enabled(grad):
+                out = m.step(state, feats, prev, guidance_scale=2.0)
             assert out.device.type == "meta" and out.shape == (2, 4, n, m.codebook_size)
