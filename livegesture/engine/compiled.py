@@ -84,27 +84,36 @@ class CompiledStep:
     through a compiled :meth:`~livegesture.model.LiveGestureModel.step_flat`.
 
     Compiled once for the model's shapes at batch `batch` with guidance `guided` (graphs are
-    specialised to shapes: another batch size is another compile, refused here)."""
+    specialised to shapes: another batch size is another compile, refused here). `tokens`
+    positions per call: 1 for the engine; ``bench`` also compiles the window recompute
+    (``tokens = window``) so that it compares the KV-cached step with a recompute in the same mode.
+    That is a program of its own (its own dynamo cache), so the one-token program never checks its
+    guards."""
 
     def __init__(self, model: torch.nn.Module, batch: int = 1, guided: bool = True,
-                 guidance_scale: float = 1.0, kernel: bool = True):
+                 guidance_scale: float = 1.0, kernel: bool = True, tokens: int = 1):
         _require_compiler(model.null_audio.device)
         self.model, self.batch, self.guided = model, int(batch), bool(guided)
         self.guidance_scale = float(guidance_scale)
+        self.tokens = int(tokens)
+        if self.tokens < 1:
+            raise ValueError(f"tokens must be >= 1, got {tokens}")
         #: whether the program's float32 products run on the streaming kernel, and if not, why not
         self.kernel, self.kernel_note = _kernel(kernel, model.null_audio.device, "step")
         model.use_stream_kernel(self.kernel)
         model.freeze_inference_weights()
         # the kernel switch is the model's (dynamo guards on it: one model, one kind of program)
-        self._fn = _compile(model.step_flat, self._warm, "model step")
+        self._fn = _compile(model.step_flat if self.tokens == 1 else _window_flat(model), self._warm,
+                            "model step")
 
     def _warm(self, prog) -> None:
         """Compile now, on a scratch state of the same shapes (two steps: the program must be reused)."""
         m = self.model
         state = m.init_state(self.batch, guidance=self.guided)
-        feats = torch.zeros(self.batch, FRAMES_PER_TOKEN, m.config.audio.dim,
+        feats = torch.zeros(self.batch, FRAMES_PER_TOKEN * self.tokens, m.config.audio.dim,
                             dtype=m.null_audio.dtype, device=m.null_audio.device)
-        prev = torch.full((self.batch, m.num_regions, 1), m.bos_id, dtype=torch.long, device=feats.device)
+        prev = torch.full((self.batch, m.num_regions, self.tokens), m.bos_id, dtype=torch.long,
+                          device=feats.device)
         with torch.no_grad():  # one eager step first: the lazily built weight copies, packed copies
             # and tables exist before the trace (made inside it, they would be remade every call)
             m.step(state, feats, prev, self.guidance_scale)
@@ -115,10 +124,12 @@ class CompiledStep:
     @torch.no_grad()
     def __call__(self, state: StreamState, feats: torch.Tensor, prev: torch.Tensor,
                  guidance_scale: float) -> torch.Tensor:
-        """Fused logits (B, R, 1, K) of one token, the state advanced in place (as ``model.step``)."""
+        """Fused logits (B, R, n, K) of its n = `tokens` positions, the state advanced in place (as
+        ``model.step``)."""
         streams: torch.Tensor = state["streams"]  # type: ignore[assignment]
-        if prev.shape[0] != self.batch or prev.shape[2] != 1 or streams.shape[1] != (2 if self.guided else 1):
-            raise LiveGestureError(f"the compiled step takes one token of {self.batch} session(s) "
+        if prev.shape[0] != self.batch or prev.shape[2] != self.tokens or \
+                streams.shape[1] != (2 if self.guided else 1):
+            raise LiveGestureError(f"the compiled step takes {self.tokens} token(s) of {self.batch} session(s) "
                                    f"({'with' if self.guided else 'without'} guidance), got prev "
                                    f"{tuple(prev.shape)} and {streams.shape[1]} stream(s)")
         if float(guidance_scale) != self.guidance_scale:
@@ -126,6 +137,14 @@ class CompiledStep:
                                    f"got {guidance_scale}")
         experts, fuse = self.model.flat_views(state)
         return self._fn(streams, experts, fuse, feats, prev, self.guidance_scale)
+
+
+def _window_flat(model):
+    """``model.step_flat`` behind a function of its own: torch.compile keeps its programs per code
+    object, so the window program does not join the one-token step's cache."""
+    def window_flat(*args):
+        return model.step_flat(*args)
+    return window_flat
 
 
 class CompiledDecode:

@@ -113,7 +113,7 @@ def test_wrong_calls_are_refused(compiled):
     state = model.init_state(2, guidance=True)
     feats = torch.zeros(2, 4, model.config.audio.dim)
     prev = torch.full((2, model.num_regions, 1), model.bos_id)
-    with pytest.raises(LiveGestureError, match="one token of 1 session"):
+    with pytest.raises(LiveGestureError, match=r"1 token\(s\) of 1 session"):
         step(state, feats, prev, compiled.sampling.guidance_scale)
     one = model.init_state(1, guidance=True)
     with pytest.raises(LiveGestureError, match="guidance scale"):
@@ -187,9 +187,44 @@ def test_bench_reports_the_compiled_step_and_its_kernel(compiled):
     step = compiled.compiled_step(compiled.sampling)
     res = BenchResult("bundled", torch.get_num_threads(), True, compiled=True)
     res.step = bench_step(compiled.bundle.model, batch=1, iters=3, guidance=True, step=step, bandwidth=False)
-    assert res.step.compiled and res.step.kernel
+    assert res.step.compiled and res.step.kernel and not res.step.recompute_compiled
     assert "KV-cached (compiled, streaming product kernel)" in format_report(res)
+    assert "window (eager)" in format_report(res)
     assert res.to_dict()["step"]["kernel"] is True
+
+
+@pytest.fixture(scope="module")
+def window(compiled) -> CompiledStep:
+    m, s = compiled.bundle.model, compiled.sampling
+    return CompiledStep(m, 1, s.guided, s.guidance_scale, tokens=m.config.window_tokens)
+
+
+def test_compiled_window_recompute_is_its_own_program_close_to_eager(compiled, window):
+    """The window recompute that bench compares a compiled step with: H positions in one compiled call,
+    close to the eager call, its own program (the one-token step is not re-traced after it), and
+    refusing any other number of positions."""
+    model, scale = compiled.bundle.model, compiled.sampling.guidance_scale
+    H = model.config.window_tokens
+    g = torch.Generator().manual_seed(5)
+    feats = torch.randn(1, 4 * H, model.config.audio.dim, generator=g)
+    toks = torch.randint(model.codebook_size, (1, model.num_regions, H), generator=g)
+    with torch.no_grad():
+        got = window(model.init_state(1, guidance=True), feats, toks, scale)
+        want = model.step(model.init_state(1, guidance=True), feats, toks, scale)
+    assert got.shape == want.shape == (1, model.num_regions, H, model.codebook_size)
+    assert (got - want).abs().max() < 1e-4 * want.abs().max()
+    before = graphs()
+    run_stream(compiled.stream(seed=3), audio_of(1.0), [640])
+    assert graphs() == before
+    with pytest.raises(LiveGestureError, match=rf"{H} token\(s\) of 1 session"):
+        window(model.init_state(1, guidance=True), feats[:, :4], toks[:, :, :1], scale)
+    from livegesture.bench import BenchResult, bench_step, format_report
+
+    res = BenchResult("bundled", torch.get_num_threads(), True, compiled=True)
+    res.step = bench_step(model, batch=1, iters=3, guidance=True, step=compiled.compiled_step(compiled.sampling),
+                          window=window, bandwidth=False)
+    assert res.step.recompute_compiled and "window (compiled)" in format_report(res)
+    assert res.to_dict()["step"]["recompute_compiled"] is True
 
 
 def test_compiled_decoder_is_close_to_eager_on_the_kernel_and_refuses_other_shapes(compiled):
