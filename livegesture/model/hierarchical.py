@@ -212,7 +212,8 @@ class LiveGestureModel(nn.Module):
                      null: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(fused, local) logits on the inference path: stacked / fused weights, one set of RoPE
         tables per step. `null`: the null audio when the rows are guided pairs whose second row hears
-        only it (its audio keys and values are then memoised, not recomputed)."""
+        only it (its audio keys and values are memoised, and its audio attention is their null values:
+        the state keeps no audio rings for it)."""
         N, R, n = inputs.shape
         K = self.codebook_size
         tables = self._grouped.tables(est, n, feats.dtype)
