@@ -80,7 +80,7 @@ def bench_cmd(
     # compiled: the window recompute is compiled too (one more program, ~1 min the first time), so
     # that the KV figure compares the step with a recompute in the same mode
     window = None if step is None else CompiledStep(lg.bundle.model, 1, step.guided, step.guidance_scale,
-                                                    tokens=lg.bundle.model.config.window_tokens)
+                                                    kernel=step.kernel, tokens=lg.bundle.model.config.window_tokens)
     res.step = bench_step(lg.bundle.model, batch=1, iters=step_iters, guidance=lg.sampling.guided,
                           step=step, window=window)
     if sizes:

@@ -163,7 +163,7 @@ class GroupedFuse(StackedWeights):
         if t.q_rot is not None:
             q = _rot(q, tuple(c.reshape(B, 1, R * n, -1) for c in t.q_rot))  # type: ignore[arg-type]
         if v_null is not None:
-            q, q_times, k_times = (_stream_rows(a, v_null) for a in (q, q_times, k_times))
+            q, q_times, k_times = cond_rows(q, 1), cond_rows(q_times, 1), cond_rows(k_times, 1)
         att, seen = layer._attend_and_write(q, q_times, st, k, v, k_times, n == 1, guard_empty=True,
                                             shared=t.shared("fuse_cross"), attend=t.attend)
         if v_null is not None:
@@ -184,6 +184,7 @@ class GroupedFuse(StackedWeights):
     def _spatial(self, i: int, layer, x: torch.Tensor) -> torch.Tensor:
         """:class:`~.layers.RegionAttention` of block `i` on x (N, R, d) with the step's linears."""
         return layer.attend(x, lambda t: self.linear(f"{i}.sqkv", t), lambda t: self.linear(f"{i}.so", t))
+
 
 def _stream_rows(t: torch.Tensor, null: torch.Tensor | None) -> torch.Tensor:
     """With `null` (guided pairs), the conditioned rows (B/2, ...) of rows (B, ...); else `t`."""
