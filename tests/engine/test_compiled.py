@@ -267,3 +267,24 @@ def test_compiled_encoder_is_close_to_eager_one_program_per_phase(compiled):
     assert graphs() == before  # the three programs of the warm-up, reused
     with pytest.raises(LiveGestureError, match="one session's samples"):
         enc(torch.zeros(2, 2134), model.audio_encoder.init_state(2))
+
+
+def test_compiling_a_complex_op_shows_no_inductor_warning():
+    """The mel's rfft has a complex result, which inductor leaves to the library's op; its warning
+    that this may be "worse than eager" is filtered while the engine compiles (the graph cache is
+    off here, so the lowering that warns does run)."""
+    import warnings
+
+    import torch._inductor.config as inductor_config
+
+    from livegesture.engine.compiled import COMPLEX_WARNING, _compile
+
+    def power(x):
+        return torch.fft.rfft(x, dim=-1).abs().square()
+
+    x = torch.randn(2, 64, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as seen, inductor_config.patch(fx_graph_cache=False):
+        warnings.simplefilter("always")
+        prog = _compile(power, lambda p: p(x), "test function")
+    assert not [w for w in seen if COMPLEX_WARNING in str(w.message)]
+    torch.testing.assert_close(prog(x), power(x))
