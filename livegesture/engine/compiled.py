@@ -1,10 +1,10 @@
 """The lone stream's model step as one compiled program (docs/design.md §6 "Compiled step").
 
 A KV-cached base step runs ~2,800 aten calls; on a CPU their fixed cost alone is above the
-step's memory floor. ``torch.compile`` (inductor, its C++ wrapper, weights frozen as
-constants) turns :meth:`LiveGestureModel.step_flat` into one generated C++ program. Its float32
-products call the streaming kernel (:mod:`livegesture.model.stream_kernel`: tile-packed weights
-read once, in order, where the library's GEMMs read cold weights at a third of the bandwidth),
+step's memory floor. ``torch.compile`` (inductor with its C++ wrapper) turns
+:meth:`LiveGestureModel.step_flat` into one generated C++ program. Its float32 products call
+the streaming kernel (:mod:`livegesture.model.stream_kernel`: tile-packed weights read once, in
+order, where the library's GEMMs read cold weights at a third of the bandwidth),
 built with the same compiler on first use; if it does not build, the library's products stay,
 with a warning. It is an opt-in mode of a :class:`~.api.LiveGesture`, like int8:
 
@@ -17,8 +17,9 @@ with a warning. It is an opt-in mode of a :class:`~.api.LiveGesture`, like int8:
   float32 products (the eager step, which batched cores use, reads the library's layout);
   streaming == offline holds bit for bit *within* the mode, since both run the same program on
   the same shapes (``tests/engine/test_compiled.py``);
-* the first compile takes about a minute on a CPU (inductor keeps it in its on-disk cache, so a
-  second process takes seconds); :class:`CompiledStep` compiles at construction, on a scratch
+* the first compile takes about a minute on a CPU; inductor and AOTAutograd keep it in their
+  on-disk caches, so a second process re-traces and loads it (measured: 8-12 s for all the programs
+  of the demo or of the base model); :class:`CompiledStep` compiles at construction, on a scratch
   state, so that a live stream never stalls on it.
 """
 
@@ -35,9 +36,12 @@ from ..streaming.state import StreamState
 
 __all__ = ["CompiledDecode", "CompiledEncode", "CompiledStep", "compile_available"]
 
-#: inductor options: the C++ wrapper (no Python between the generated kernels) and frozen weights
-#: (constants of the program: the engine never changes them, see ``freeze_inference_weights``)
-INDUCTOR_OPTIONS = {"cpp_wrapper": True, "freezing": True}
+#: inductor options: the C++ wrapper (no Python between the generated kernels). The weights stay
+#: inputs of the program, not frozen constants: inductor's freezing made no faster step (measured:
+#: base 10.18-10.49 ms frozen against 9.76-9.77 ms, in a run) and turns off AOTAutograd's cache, so
+#: every process re-traced; without it a second process loads the compiled programs about 2x faster
+#: (docs/design.md §6, stop 29)
+INDUCTOR_OPTIONS = {"cpp_wrapper": True}
 
 #: the start of inductor's warning about ops on complex tensors (the mel's rfft), filtered while compiling
 COMPLEX_WARNING = "Torchinductor does not support code generation for complex operators"
